@@ -1,0 +1,5 @@
+import sys
+
+from drbdbackup.cli import main
+
+sys.exit(main())

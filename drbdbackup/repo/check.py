@@ -1,0 +1,121 @@
+"""`check`: structural (and with read_data, content) consistency of a repository."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from drbdbackup.errors import IntegrityError, ObjectNotFound
+from drbdbackup.repo import audit
+from drbdbackup.repo.blob import BlobError, decode_blob
+from drbdbackup.repo.crypto import ZERO_ID, plain_hash
+from drbdbackup.repo.pack import TRAILER, PackFormatError, pack_name, parse_toc, split_pack
+from drbdbackup.repo.repository import Repository
+
+
+@dataclass
+class CheckReport:
+    """Errors make the check fail; notes are informational (e.g. unreferenced packs)."""
+
+    errors: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    packs: int = 0
+    generations: int = 0
+    damaged_generations: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+    def to_dict(self) -> dict:
+        return {
+            "ok": self.ok,
+            "errors": self.errors,
+            "notes": self.notes,
+            "packs_checked": self.packs,
+            "generations_checked": self.generations,
+            "damaged_generations": self.damaged_generations,
+        }
+
+
+def _toc_via_trailer(repo: Repository, name: str, size: int) -> list:
+    toc_len, _end = TRAILER.unpack(repo.backend.get_range(name, size - TRAILER.size, TRAILER.size))
+    if _end != b"DRBDTOC1" or toc_len > size:
+        raise PackFormatError("pack trailer damaged or truncated")
+    stored = repo.backend.get_range(name, size - TRAILER.size - toc_len, toc_len)
+    return parse_toc(stored, repo.enc_key)
+
+
+def run_check(repo: Repository, *, read_data: bool = False) -> CheckReport:
+    rep = CheckReport()
+    try:
+        sum(1 for _ in audit.read_chain(repo.backend))
+    except IntegrityError as exc:
+        rep.errors.append(str(exc))
+    try:
+        repo.load_index()
+    except IntegrityError as exc:
+        rep.errors.append(str(exc))
+        return rep
+    all_packs = {n.rsplit("/", 1)[-1] for n in repo.backend.list("packs/")}
+    indexed = repo.index.packs()
+    for pack_id in sorted(all_packs - indexed):
+        rep.notes.append(f"pack {pack_id} is not referenced by any index (removed by prune)")
+    bad_copies: set[tuple[bytes, str]] = set()
+    for pack_id in sorted(indexed):
+        rep.packs += 1
+        name = pack_name(pack_id)
+        expected = {
+            (cid, loc.offset, loc.length)
+            for cid, locs in repo.index.locations.items()
+            for loc in locs
+            if loc.pack == pack_id
+        }
+        try:
+            if read_data:
+                data = repo.backend.get(name)
+                if plain_hash(data).hex() != pack_id:
+                    raise PackFormatError("content does not match its name")
+                entries = split_pack(data, repo.enc_key)
+            else:
+                entries = _toc_via_trailer(repo, name, repo.backend.size(name))
+        except ObjectNotFound:
+            rep.errors.append(f"pack {pack_id} is missing")
+            bad_copies.update((cid, pack_id) for cid, _o, _l in expected)
+            continue
+        except PackFormatError as exc:
+            rep.errors.append(f"pack {pack_id} is damaged: {exc}")
+            bad_copies.update((cid, pack_id) for cid, _o, _l in expected)
+            continue
+        in_toc = {(e.id, e.offset, e.length) for e in entries}
+        if not expected <= in_toc:
+            rep.errors.append(f"pack {pack_id}: index lists blobs its table of contents does not")
+        if read_data:
+            for e in entries:
+                try:
+                    plain = decode_blob(
+                        data[e.offset : e.offset + e.length], e.id, repo.enc_key, e.plain_length
+                    )
+                    if repo.hasher.id(plain) != e.id:
+                        raise BlobError("content does not match id")
+                except BlobError as exc:
+                    rep.errors.append(f"pack {pack_id}: blob {e.id.hex()} at offset {e.offset}: {exc}")
+                    bad_copies.add((e.id, pack_id))
+    repo.index.quarantined |= bad_copies
+    for volume in repo.volumes():
+        for gen in repo.generation_ids(volume):
+            rep.generations += 1
+            try:
+                rec = repo.read_record(volume, gen)
+                ids = repo.chunk_ids(rec)
+                missing = [
+                    i for i, cid in enumerate(ids) if cid != ZERO_ID and not repo.index.has_good(cid)
+                ]
+                if missing:
+                    raise IntegrityError(
+                        f"{len(missing)} chunk(s) unavailable, first at byte offset "
+                        f"{missing[0] * rec.chunk_size}"
+                    )
+            except IntegrityError as exc:
+                rep.errors.append(f"generation {volume}/{gen}: {exc}")
+                rep.damaged_generations.append(f"{volume}/{gen}")
+    return rep

@@ -1,0 +1,47 @@
+"""Generation listings with a status per generation (ok / damaged / unreadable)."""
+
+from __future__ import annotations
+
+from drbdbackup.errors import IntegrityError
+from drbdbackup.repo.crypto import ZERO_ID
+from drbdbackup.repo.repository import Repository
+
+
+def list_generations(repo: Repository, volume_id: str | None = None) -> list[dict]:
+    """Oldest first. `damaged` when a referenced blob has no good (non-quarantined) copy."""
+    repo.load_index()
+    volumes = [volume_id] if volume_id else repo.volumes()
+    out = []
+    for vol in volumes:
+        for gen in repo.generation_ids(vol):
+            try:
+                rec = repo.read_record(vol, gen)
+            except IntegrityError as exc:
+                out.append({"volume_id": vol, "generation": gen, "created": None, "mode": None,
+                            "tracker": None, "size_bytes": 0, "status": "unreadable", "problem": str(exc)})
+                continue
+            status, problem = "ok", None
+            try:
+                ids = repo.chunk_ids(rec)
+                bad = [i for i, c in enumerate(ids) if c != ZERO_ID and not repo.index.has_good(c)]
+                if bad:
+                    status = "damaged"
+                    problem = f"{len(bad)} chunk(s) have no good copy, first at byte {bad[0] * rec.chunk_size}"
+            except IntegrityError as exc:
+                status, problem = "damaged", str(exc)
+            row = {
+                "volume_id": vol,
+                "generation": gen,
+                "created": rec.created,
+                "mode": rec.mode,
+                "tracker": rec.tracker,
+                "size_bytes": rec.size_bytes,
+                "parent": rec.parent,
+                "fallback_reason": rec.fallback_reason,
+                "status": status,
+            }
+            if problem:
+                row["problem"] = problem
+            out.append(row)
+    out.sort(key=lambda r: (r["created"] or "", r["generation"]))
+    return out

@@ -1,0 +1,167 @@
+"""Local-directory backend: atomic put by temp file + fsync + rename + directory fsync."""
+
+from __future__ import annotations
+
+import errno
+import os
+import secrets
+import threading
+
+from drbdbackup.errors import BackendError, DiskFull, ObjectExists, ObjectNotFound
+
+TMP_DIR = "tmp"
+
+
+def _fsync_dir(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _translate(exc: OSError, name: str) -> Exception:
+    if exc.errno == errno.ENOENT:
+        return ObjectNotFound(f"object not found: {name}")
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return DiskFull(f"no space left in the repository while writing {name}")
+    return BackendError(f"I/O error on {name}: {exc.strerror}")
+
+
+class LocalBackend:
+    """Objects are files below `root`; names use '/' as separator."""
+
+    def __init__(self, root: str, *, durable: bool = True) -> None:
+        self.root = os.path.abspath(root)
+        self.location = self.root
+        self.durable = durable
+        self._fds: dict[str, int] = {}
+        self._fd_lock = threading.Lock()
+
+    def _path(self, name: str) -> str:
+        if name.startswith("/") or ".." in name.split("/"):
+            raise BackendError(f"invalid object name: {name}")
+        return os.path.join(self.root, name)
+
+    def get(self, name: str) -> bytes:
+        try:
+            with open(self._path(name), "rb") as f:
+                return f.read()
+        except OSError as exc:
+            raise _translate(exc, name) from None
+
+    def get_range(self, name: str, offset: int, length: int) -> bytes:
+        try:
+            with self._fd_lock:
+                fd = self._fds.get(name)
+                if fd is None:
+                    if len(self._fds) > 64:
+                        self._close_fds()
+                    fd = os.open(self._path(name), os.O_RDONLY)
+                    self._fds[name] = fd
+                data = os.pread(fd, length, offset)
+        except OSError as exc:
+            raise _translate(exc, name) from None
+        return data
+
+    def close(self) -> None:
+        """Close cached read descriptors."""
+        with self._fd_lock:
+            self._close_fds()
+
+    def _close_fds(self) -> None:
+        for fd in self._fds.values():
+            os.close(fd)
+        self._fds.clear()
+
+    def _stage(self, data: bytes, name: str) -> str:
+        tmp = os.path.join(self.staging_dir(), secrets.token_hex(8) + ".tmp")
+        try:
+            with open(tmp, "wb") as f:
+                f.write(data)
+                if self.durable:
+                    f.flush()
+                    os.fsync(f.fileno())
+        except OSError as exc:
+            _unlink_quiet(tmp)
+            raise _translate(exc, name) from None
+        return tmp
+
+    def put(self, name: str, data: bytes, *, exclusive: bool = False) -> None:
+        tmp = self._stage(data, name)
+        self._install(tmp, name, exclusive=exclusive)
+
+    def put_file(self, name: str, path: str) -> None:
+        if self.durable:
+            fd = os.open(path, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        self._install(path, name, exclusive=False)
+
+    def _install(self, tmp: str, name: str, *, exclusive: bool) -> None:
+        dest = self._path(name)
+        parent = os.path.dirname(dest)
+        try:
+            os.makedirs(parent, exist_ok=True)
+            if exclusive:
+                try:
+                    os.link(tmp, dest)
+                except FileExistsError:
+                    raise ObjectExists(f"object exists: {name}") from None
+                finally:
+                    _unlink_quiet(tmp)
+            else:
+                os.replace(tmp, dest)
+            if self.durable:
+                _fsync_dir(parent)
+        except OSError as exc:
+            _unlink_quiet(tmp)
+            raise _translate(exc, name) from None
+
+    def delete(self, name: str) -> None:
+        with self._fd_lock:
+            fd = self._fds.pop(name, None)
+            if fd is not None:
+                os.close(fd)
+        try:
+            os.unlink(self._path(name))
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            raise _translate(exc, name) from None
+
+    def list(self, prefix: str) -> list[str]:
+        base = self._path(prefix.rstrip("/")) if prefix else self.root
+        out: list[str] = []
+        if not os.path.isdir(base):
+            return out
+        for dirpath, _dirs, files in os.walk(base):
+            rel = os.path.relpath(dirpath, self.root)
+            for f in files:
+                if f.endswith(".tmp"):
+                    continue
+                out.append(f if rel == "." else f"{rel}/{f}".replace(os.sep, "/"))
+        return sorted(out)
+
+    def size(self, name: str) -> int:
+        try:
+            return os.stat(self._path(name)).st_size
+        except OSError as exc:
+            raise _translate(exc, name) from None
+
+    def exists(self, name: str) -> bool:
+        return os.path.exists(self._path(name))
+
+    def staging_dir(self) -> str:
+        path = os.path.join(self.root, TMP_DIR)
+        os.makedirs(path, exist_ok=True)
+        return path
+
+
+def _unlink_quiet(path: str) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass

@@ -1,0 +1,25 @@
+"""Turn a REPO argument (directory or s3://bucket/prefix) into a backend."""
+
+from __future__ import annotations
+
+import os
+
+from drbdbackup.errors import NotARepository, UsageError
+from drbdbackup.repo.backend import Backend
+from drbdbackup.repo.local import LocalBackend
+
+
+def backend_for(location: str, *, create: bool = False) -> Backend:
+    """A backend for `location`; with `create`, a missing local directory is made."""
+    if location.startswith("s3://"):
+        from drbdbackup.repo.s3 import S3Backend
+
+        return S3Backend.from_url(location)
+    if "://" in location:
+        raise UsageError(f"unsupported repository location {location!r}: use a directory or s3://")
+    path = os.path.abspath(location)
+    if create:
+        os.makedirs(path, exist_ok=True)
+    elif not os.path.isdir(path):
+        raise NotARepository(f"{path} is not a drbdbackup repository (no such directory)")
+    return LocalBackend(path)

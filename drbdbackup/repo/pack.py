@@ -1,0 +1,122 @@
+"""Pack files (format.md section 6): writer to a staged file, and pure TOC parsing."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import struct
+from dataclasses import dataclass
+
+import blake3
+
+from drbdbackup.repo.crypto import TOC_AAD, OpenFailed, open_sealed, seal
+
+MAGIC = b"DRBDPACK"
+END_MAGIC = b"DRBDTOC1"
+VERSION = 1
+HEADER = MAGIC + bytes([VERSION]) + bytes(7)
+HEADER_LEN = len(HEADER)
+ENTRY = struct.Struct("<B32sQII")
+TRAILER = struct.Struct("<I8s")
+TARGET_PACK_BYTES = 32 << 20
+
+
+@dataclass(frozen=True)
+class PackEntry:
+    """Where one blob lies in a pack."""
+
+    kind: int
+    id: bytes
+    offset: int
+    length: int
+    plain_length: int
+
+
+class PackFormatError(Exception):
+    """A pack's header, TOC or trailer is malformed."""
+
+
+def encode_toc(entries: list[PackEntry], enc_key: bytes | None) -> bytes:
+    plain = struct.pack("<I", len(entries)) + b"".join(
+        ENTRY.pack(e.kind, e.id, e.offset, e.length, e.plain_length) for e in entries
+    )
+    return plain if enc_key is None else seal(enc_key, plain, TOC_AAD)
+
+
+def parse_toc(toc_stored: bytes, enc_key: bytes | None) -> list[PackEntry]:
+    """Decode a stored TOC; raises PackFormatError."""
+    try:
+        plain = toc_stored if enc_key is None else open_sealed(enc_key, toc_stored, TOC_AAD)
+    except OpenFailed as exc:
+        raise PackFormatError(f"pack table of contents does not authenticate: {exc}") from None
+    if len(plain) < 4:
+        raise PackFormatError("pack table of contents too short")
+    (count,) = struct.unpack_from("<I", plain)
+    if len(plain) != 4 + count * ENTRY.size:
+        raise PackFormatError("pack table of contents has the wrong length")
+    entries = [PackEntry(*ENTRY.unpack_from(plain, 4 + i * ENTRY.size)) for i in range(count)]
+    return entries
+
+
+def split_pack(pack: bytes, enc_key: bytes | None) -> list[PackEntry]:
+    """Parse a whole pack's header and trailer and return its TOC entries, bounds-checked."""
+    if len(pack) < HEADER_LEN + TRAILER.size or pack[:8] != MAGIC:
+        raise PackFormatError("not a pack (bad header)")
+    if pack[8] != VERSION:
+        raise PackFormatError(f"unsupported pack version {pack[8]}")
+    toc_len, end = TRAILER.unpack_from(pack, len(pack) - TRAILER.size)
+    if end != END_MAGIC:
+        raise PackFormatError("pack trailer magic missing (truncated?)")
+    toc_start = len(pack) - TRAILER.size - toc_len
+    if toc_start < HEADER_LEN:
+        raise PackFormatError("pack table of contents length out of range")
+    entries = parse_toc(pack[toc_start : len(pack) - TRAILER.size], enc_key)
+    for e in entries:
+        if e.offset < HEADER_LEN or e.offset + e.length > toc_start:
+            raise PackFormatError(f"pack entry {e.id.hex()} out of bounds")
+    return entries
+
+
+class PackWriter:
+    """Appends stored blobs to a staged file, hashing as it goes."""
+
+    def __init__(self, staging_dir: str, enc_key: bytes | None) -> None:
+        self.enc_key = enc_key
+        self.path = os.path.join(staging_dir, f"pack-{secrets.token_hex(8)}.tmp")
+        self._f = open(self.path, "wb")  # noqa: SIM115 - closed in finish/abort
+        self._hash = blake3.blake3()
+        self.entries: list[PackEntry] = []
+        self.offset = 0
+        self._write(HEADER)
+
+    def _write(self, data: bytes) -> None:
+        self._f.write(data)
+        self._hash.update(data)
+        self.offset += len(data)
+
+    def add(self, kind: int, blob_id: bytes, stored: bytes, plain_length: int) -> None:
+        self.entries.append(PackEntry(kind, blob_id, self.offset, len(stored), plain_length))
+        self._write(stored)
+
+    @property
+    def full(self) -> bool:
+        return self.offset >= TARGET_PACK_BYTES
+
+    def finish(self) -> tuple[str, str, list[PackEntry]]:
+        """Write TOC and trailer; return (pack id hex, staged path, entries)."""
+        toc = encode_toc(self.entries, self.enc_key)
+        self._write(toc)
+        self._write(TRAILER.pack(len(toc), END_MAGIC))
+        self._f.close()
+        return self._hash.hexdigest(), self.path, self.entries
+
+    def abort(self) -> None:
+        self._f.close()
+        try:
+            os.unlink(self.path)
+        except OSError:
+            pass
+
+
+def pack_name(pack_id: str) -> str:
+    return f"packs/{pack_id[:2]}/{pack_id}"

@@ -1,0 +1,80 @@
+"""The volume index tree (format.md section 7). Pure: building and parsing nodes."""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Callable, Iterator
+
+NODE_MAGIC = b"DRBT"
+NODE_HEADER = struct.Struct("<4sB3xI")
+ID_LEN = 32
+DEFAULT_FANOUT = 4096
+
+
+class TreeFormatError(Exception):
+    """A node does not parse."""
+
+
+def encode_node(level: int, ids: list[bytes]) -> bytes:
+    return NODE_HEADER.pack(NODE_MAGIC, level, len(ids)) + b"".join(ids)
+
+
+def decode_node(data: bytes) -> tuple[int, list[bytes]]:
+    """Return (level, ids)."""
+    if len(data) < NODE_HEADER.size:
+        raise TreeFormatError("tree node too short")
+    magic, level, count = NODE_HEADER.unpack_from(data)
+    if magic != NODE_MAGIC:
+        raise TreeFormatError("tree node magic mismatch")
+    if len(data) != NODE_HEADER.size + count * ID_LEN:
+        raise TreeFormatError("tree node length does not match its count")
+    off = NODE_HEADER.size
+    return level, [data[off + i * ID_LEN : off + (i + 1) * ID_LEN] for i in range(count)]
+
+
+def build_tree(
+    chunk_ids: list[bytes], fanout: int, node_id: Callable[[bytes], bytes]
+) -> tuple[bytes, int, list[tuple[bytes, bytes]]]:
+    """Build all nodes. Returns (root id, height, [(node id, node bytes)])."""
+    nodes: list[tuple[bytes, bytes]] = []
+    level = 0
+    ids = chunk_ids
+    while True:
+        groups = [ids[i : i + fanout] for i in range(0, len(ids), fanout)] or [[]]
+        next_ids = []
+        for group in groups:
+            data = encode_node(level, group)
+            nid = node_id(data)
+            nodes.append((nid, data))
+            next_ids.append(nid)
+        level += 1
+        if len(next_ids) == 1:
+            return next_ids[0], level, nodes
+        ids = next_ids
+
+
+def walk_tree(
+    root: bytes, height: int, load: Callable[[bytes], bytes]
+) -> Iterator[tuple[int, bytes]]:
+    """Yield (level, node id) for every node, top-down, then the leaves' chunk ids via read_ids."""
+    stack = [(height - 1, root)]
+    while stack:
+        level, nid = stack.pop()
+        yield level, nid
+        if level > 0:
+            lvl, children = decode_node(load(nid))
+            if lvl != level:
+                raise TreeFormatError(f"node {nid.hex()} has level {lvl}, expected {level}")
+            stack.extend((level - 1, c) for c in reversed(children))
+
+
+def read_chunk_ids(root: bytes, height: int, load: Callable[[bytes], bytes]) -> list[bytes]:
+    """Return the full chunk-id list of a generation."""
+    out: list[bytes] = []
+    for level, nid in walk_tree(root, height, load):
+        if level == 0:
+            lvl, ids = decode_node(load(nid))
+            if lvl != 0:
+                raise TreeFormatError(f"node {nid.hex()} has level {lvl}, expected 0")
+            out.extend(ids)
+    return out
