@@ -1,0 +1,68 @@
+"""Audit log: verify the hash chain and append entries (section 12)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+from .errors import EnvironmentFailure
+from .format import AUDIT_SEQ_RE, FormatError, audit_name, parse_audit_entry
+from .results import Finding
+from .store import ObjectMissing, Store
+
+GENESIS = "0" * 64
+
+
+def check_chain(store: Store) -> tuple[list[Finding], int, str]:
+    """Check every entry; return (findings, last seq, sha256 hex of the last entry's bytes)."""
+    findings: list[Finding] = []
+    seqs = sorted(
+        int(n[len("audit/") :]) for n in store.list("audit") if AUDIT_SEQ_RE.match(n[len("audit/") :])
+    )
+    prev_hash, expected = GENESIS, 1
+    for seq in seqs:
+        name = audit_name(seq)
+        if seq != expected:
+            findings.append(
+                Finding("audit-chain", f"audit entries {expected}..{seq - 1} are missing", object=name)
+            )
+        try:
+            data = store.get(name)
+        except ObjectMissing:
+            continue
+        try:
+            entry = parse_audit_entry(data, seq)
+            if seq == expected and entry["prev"] != prev_hash:
+                findings.append(
+                    Finding("audit-chain", "'prev' is not the SHA-256 of the previous entry", object=name)
+                )
+        except FormatError as e:
+            findings.append(Finding("audit-chain", str(e), object=name))
+        prev_hash, expected = hashlib.sha256(data).hexdigest(), seq + 1
+    return findings, expected - 1, prev_hash
+
+
+def append_entry(store: Store, event: str, details: dict[str, Any], max_tries: int = 100) -> str:
+    """Append one entry create-exclusive; on collision re-read the winner and take the next seq."""
+    _f, last, prev = check_chain(store)
+    for _ in range(max_tries):
+        seq = last + 1
+        entry = {
+            "seq": seq,
+            "time": datetime.now(UTC).isoformat(),
+            "event": event,
+            "prev": prev,
+            "details": details,
+        }
+        data = json.dumps(entry, sort_keys=True).encode("utf-8")
+        name = audit_name(seq)
+        if store.put_exclusive(name, data):
+            return name
+        try:
+            prev = hashlib.sha256(store.get(name)).hexdigest()
+        except ObjectMissing:
+            continue
+        last = seq
+    raise EnvironmentFailure("could not append to the audit log (too many concurrent writers)")

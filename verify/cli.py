@@ -1,0 +1,158 @@
+"""``drbdverify``: independent verification of a drbdbackup repository.
+
+Exit codes: 0 every check passed; 1 integrity failure found (including a damaged config or no
+readable key file); 2 bad usage or input (unknown volume/generation, missing passphrase, **wrong
+passphrase**); 3 environment failure (I/O, permission) or a check that could not be performed
+(``--source`` missing: verdict "unverifiable"); 4 repository locked.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+import traceback
+from typing import NoReturn
+
+from . import audit
+from .checker import Options, Verifier, select_targets
+from .errors import EXIT_ENVIRONMENT, EXIT_INTEGRITY, EXIT_OK, UsageError, VerifyError
+from .lock import SharedLock
+from .report import to_json, to_junit, to_text
+from .repository import Repository
+from .results import FAIL, PASS, RunResult
+from .sampler import Selection
+from .store import open_store
+
+DEFAULT_SAMPLE = 0.05
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"drbdverify: {message}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="drbdverify", description="Independently verify a drbdbackup repository.")
+    p.add_argument("--repo", required=True, help="repository directory")
+    p.add_argument("--volume-id", help="only this volume (default: every volume)")
+    p.add_argument("--generation", default="latest", help="GEN, 'latest' (default) or 'all'")
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--sample", type=float, metavar="P",
+                      help=f"check a random fraction P of chunk positions (default {DEFAULT_SAMPLE})")
+    mode.add_argument("--full", action="store_true", help="check every chunk and re-hash every pack")
+    mode.add_argument("--subset", metavar="n/t", help="deterministic partition n of t (1-based)")
+    p.add_argument("--source", help="compare checked chunks with this file/device at the same offsets")
+    p.add_argument("--seed", type=int, help="sampling seed (default: random, printed)")
+    p.add_argument("--junit", metavar="FILE", help="write JUnit XML here")
+    p.add_argument("--json", action="store_true", help="one JSON object on stdout")
+    p.add_argument("--password-file", help="file holding the passphrase (else DRBDBACKUP_PASSWORD)")
+    p.add_argument("--no-quarantine", action="store_true", help="do not write quarantine records")
+    p.add_argument("--no-audit", action="store_true", help="do not append an audit entry")
+    p.add_argument("--debug", action="store_true", help="tracebacks on errors")
+    return p
+
+
+def _selection(args: argparse.Namespace, seed: int) -> Selection:
+    if args.full:
+        return Selection("full", 1.0, seed)
+    if args.subset:
+        try:
+            return Selection.parse_subset(args.subset, seed)
+        except ValueError as e:
+            raise UsageError(str(e)) from None
+    rate = DEFAULT_SAMPLE if args.sample is None else args.sample
+    if not 0 < rate <= 1:
+        raise UsageError("--sample P needs 0 < P <= 1")
+    return Selection("sample", rate, seed)
+
+
+def _passphrase(args: argparse.Namespace) -> str | None:
+    if args.password_file:
+        try:
+            with open(args.password_file, encoding="utf-8") as f:
+                return f.read().rstrip("\r\n")
+        except OSError as e:
+            raise UsageError(f"cannot read password file {args.password_file}: {e.strerror}") from None
+    return os.environ.get("DRBDBACKUP_PASSWORD")
+
+
+def _audit_details(run: RunResult) -> dict[str, object]:
+    return {
+        "tool": "drbdverify",
+        "verdict": run.verdict,
+        "selection": run.selection,
+        "seed": run.seed,
+        "checks": [
+            {"volume_id": c.volume_id, "generation": c.generation, "verdict": c.verdict,
+             "chunks_checked": c.chunks_checked, "chunks_total": c.chunks_total,
+             "chunks_failed": c.chunks_failed,
+             "bytes_compared_with_source": c.bytes_compared_with_source}
+            for c in run.checks
+        ],
+        "findings": len(run.all_findings()),
+        "quarantined": run.quarantined,
+    }
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run one verification; returns the exit code."""
+    seed = args.seed if args.seed is not None else int.from_bytes(os.urandom(4), "little")
+    selection = _selection(args, seed)
+    passphrase = _passphrase(args)
+    store = open_store(args.repo)
+    started = time.monotonic()
+    with SharedLock(store, "verify"):
+        repo = Repository(store, passphrase)
+        targets = select_targets(repo.generations(), args.volume_id, args.generation)
+        if not targets:
+            raise UsageError("repository has no generations to verify")
+        opts = Options(selection, args.source, quarantine=not args.no_quarantine)
+        result = Verifier(repo, opts).run(targets)
+        chain_findings, _last, _prev = audit.check_chain(store)
+        result.findings.extend(chain_findings)
+        if not args.no_audit:
+            result.audit_entry = audit.append_entry(store, "verify", _audit_details(result))
+    elapsed = time.monotonic() - started
+    if args.junit:
+        try:
+            with open(args.junit, "wb") as f:
+                f.write(to_junit(result, elapsed))
+        except OSError as e:
+            raise VerifyError(f"cannot write {args.junit}: {e.strerror}") from None
+    if args.json:
+        sys.stdout.write(json.dumps(to_json(result), indent=2) + "\n")
+    else:
+        sys.stdout.write(to_text(result))
+    if result.verdict == PASS:
+        return EXIT_OK
+    if result.verdict == FAIL:
+        return EXIT_INTEGRITY
+    return EXIT_ENVIRONMENT
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Console entry point; errors are one line on stderr (tracebacks only with --debug)."""
+    argv = sys.argv[1:] if argv is None else argv
+    debug = "--debug" in argv
+    try:
+        return run(build_parser().parse_args(argv))
+    except VerifyError as e:
+        if debug:
+            traceback.print_exc()
+        sys.stderr.write(f"drbdverify: {str(e).removeprefix('drbdverify: ')}\n")
+        return e.exit_code
+    except KeyboardInterrupt:
+        sys.stderr.write("drbdverify: interrupted\n")
+        return 130
+    except Exception as e:  # noqa: BLE001 - one line, never a traceback without --debug
+        if debug:
+            traceback.print_exc()
+        sys.stderr.write(f"drbdverify: internal error: {e.__class__.__name__}: {e}\n")
+        return EXIT_ENVIRONMENT
+
+
+if __name__ == "__main__":
+    sys.exit(main())

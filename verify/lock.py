@@ -1,0 +1,102 @@
+"""Shared repository lock for the duration of a verify run (section 10)."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import threading
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from .errors import RepositoryLocked
+from .format import HEX32_RE
+from .store import ObjectMissing, Store
+
+LOCK_TTL = timedelta(minutes=30)
+REFRESH_S = 240.0
+
+
+def _pid_running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def is_stale(lock: dict[str, Any], now: datetime, hostname: str) -> bool:
+    """Expired, or held by a dead process on this host."""
+    try:
+        if datetime.fromisoformat(str(lock["expires"])) < now:
+            return True
+    except (KeyError, ValueError, TypeError):
+        return True
+    pid = lock.get("pid")
+    return lock.get("hostname") == hostname and isinstance(pid, int) and not _pid_running(pid)
+
+
+class SharedLock:
+    """Context manager: write our shared lock, fail with exit 4 on a live exclusive lock."""
+
+    def __init__(self, store: Store, operation: str = "verify") -> None:
+        self.store = store
+        self.operation = operation
+        self.name = f"locks/{os.urandom(16).hex()}"
+        self.hostname = socket.gethostname()
+        self.stale: list[str] = []
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def _body(self) -> bytes:
+        now = datetime.now(UTC)
+        user = os.environ.get("USER") or str(os.getuid())
+        return json.dumps(
+            {
+                "exclusive": False,
+                "operation": self.operation,
+                "hostname": self.hostname,
+                "pid": os.getpid(),
+                "owner": f"{user}@{self.hostname}",
+                "created": now.isoformat(),
+                "expires": (now + LOCK_TTL).isoformat(),
+            }
+        ).encode()
+
+    def __enter__(self) -> SharedLock:
+        self.store.put_atomic(self.name, self._body())
+        now = datetime.now(UTC)
+        for other in self.store.list("locks"):
+            if other == self.name or not HEX32_RE.match(other[len("locks/") :]):
+                continue
+            try:
+                lock = json.loads(self.store.get(other))
+            except (ObjectMissing, ValueError):
+                continue
+            if not isinstance(lock, dict):
+                continue
+            if is_stale(lock, now, self.hostname):
+                self.stale.append(other)
+                continue
+            if lock.get("exclusive"):
+                self.store.delete(self.name)
+                raise RepositoryLocked(
+                    f"repository locked by {lock.get('owner', '?')} "
+                    f"({lock.get('operation', '?')}, pid {lock.get('pid', '?')})"
+                )
+        self._thread = threading.Thread(target=self._refresh, daemon=True)
+        self._thread.start()
+        return self
+
+    def _refresh(self) -> None:
+        while not self._stop.wait(REFRESH_S):
+            try:
+                self.store.put_atomic(self.name, self._body())
+            except Exception:  # noqa: BLE001 - best effort; expiry protects others
+                pass
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self.store.delete(self.name)
