@@ -46,7 +46,13 @@ TARGETS = [
     ("incr", "drbd_incr_ratio", "max", 1.15, "checksum incremental time / dd read time"),
     ("restore", "drbd_restore_ratio", "min", 0.80, "restore throughput / dd write throughput"),
     ("verify", "drbd_verify_ratio", "max", 0.10, "5% sample verify time / dd read time"),
-    ("rss", "drbd_peak_rss_mib", "max", 300.0, "peak RSS of any drbdbackup/drbdverify command (MiB)"),
+    (
+        "rss",
+        "drbd_peak_rss_mib",
+        "max",
+        300.0,
+        "peak RSS of any drbdbackup/drbdverify command (MiB)",
+    ),
 ]
 
 
@@ -94,8 +100,14 @@ def _fmt(v: float) -> str:
 # ---------------------------------------------------------------- running commands
 
 
-def run(cmd: list[str], *, stdin_path: str | None = None, cwd: str | None = None,
-        env: dict | None = None, check: bool = True) -> Run:
+def run(
+    cmd: list[str],
+    *,
+    stdin_path: str | None = None,
+    cwd: str | None = None,
+    env: dict | None = None,
+    check: bool = True,
+) -> Run:
     """Run `cmd`; return wall time and the child's own peak RSS (wait4 rusage)."""
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         stdin = open(stdin_path, "rb") if stdin_path else subprocess.DEVNULL  # noqa: SIM115
@@ -110,8 +122,14 @@ def run(cmd: list[str], *, stdin_path: str | None = None, cwd: str | None = None
                 stdin.close()
         out.seek(0)
         err.seek(0)
-        r = Run(cmd, wall, ru.ru_maxrss / 1024.0, p.returncode,
-                out.read().decode(errors="replace"), err.read().decode(errors="replace"))
+        r = Run(
+            cmd,
+            wall,
+            ru.ru_maxrss / 1024.0,
+            p.returncode,
+            out.read().decode(errors="replace"),
+            err.read().decode(errors="replace"),
+        )
     if check and r.rc != 0:
         tail = "\n".join((r.stderr or r.stdout).strip().splitlines()[-15:])
         raise BenchError(f"command failed (exit {r.rc}): {' '.join(cmd)}\n{tail}")
@@ -211,7 +229,9 @@ def drbd(b: Bench, exe: str, args: list[str]) -> tuple[Run, dict]:
     try:
         obj = json.loads(r.stdout.strip().splitlines()[-1])
     except (ValueError, IndexError):
-        raise BenchError(f"{' '.join(args[:1])}: --json output is not JSON: {r.stdout[:300]!r}") from None
+        raise BenchError(
+            f"{' '.join(args[:1])}: --json output is not JSON: {r.stdout[:300]!r}"
+        ) from None
     return r, obj
 
 
@@ -220,9 +240,14 @@ class Peers:
 
     def __init__(self, b: Bench) -> None:
         self.b = b
-        self.env = dict(os.environ, RESTIC_PASSWORD="x", BORG_PASSPHRASE="x",
-                        BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK="yes",
-                        RESTIC_CACHE_DIR=b.path("restic-cache"), BORG_BASE_DIR=b.path("borg-base"))
+        self.env = dict(
+            os.environ,
+            RESTIC_PASSWORD="x",
+            BORG_PASSPHRASE="x",
+            BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK="yes",
+            RESTIC_CACHE_DIR=b.path("restic-cache"),
+            BORG_BASE_DIR=b.path("borg-base"),
+        )
         self.restic = tool("restic")
         self.borg = tool("borg")
         self.active: dict[str, bool] = {}
@@ -236,7 +261,9 @@ class Peers:
         r = run(cmd, stdin_path=stdin_path, cwd=self.b.workdir, env=self.env, check=False)
         if r.rc != 0:
             self.active[name] = False
-            self.b.note(f"{name} failed (exit {r.rc}): {r.stderr.strip().splitlines()[-1:]}; skipped")
+            self.b.note(
+                f"{name} failed (exit {r.rc}): {r.stderr.strip().splitlines()[-1:]}; skipped"
+            )
             return None
         return r
 
@@ -246,7 +273,9 @@ class Peers:
         if self.restic:
             self.active["restic"] = True
             self._try("restic", [self.restic, "init", "--repo", "restic"])
-            self.b.info["restic_version"] = run([self.restic, "version"], check=False).stdout.strip()
+            self.b.info["restic_version"] = run(
+                [self.restic, "version"], check=False
+            ).stdout.strip()
         if self.borg:
             self.active["borg4m"] = self.active["borg1m"] = True
             self._try("borg4m", [self.borg, "init", "-e", "none", "borg"])
@@ -256,12 +285,50 @@ class Peers:
     def backup(self, phase: str, archive: str) -> None:
         b = self.b
         jobs = [
-            ("restic", "restic", [self.restic, "backup", "--repo", "restic", "--stdin",
-                                  "--stdin-filename", "disk.img"], "img"),
-            ("borg4m", "borg", [self.borg, "create", "--chunker-params", "fixed,4194304", "-C", "lz4",
-                                f"borg::{archive}", "img"], None),
-            ("borg1m", "borg1m", [self.borg, "create", "--chunker-params", "fixed,1048576", "-C",
-                                  "zstd,1", f"borg1m::{archive}", "img"], None),
+            (
+                "restic",
+                "restic",
+                [
+                    self.restic,
+                    "backup",
+                    "--repo",
+                    "restic",
+                    "--stdin",
+                    "--stdin-filename",
+                    "disk.img",
+                ],
+                "img",
+            ),
+            (
+                "borg4m",
+                "borg",
+                [
+                    self.borg,
+                    "create",
+                    "--chunker-params",
+                    "fixed,4194304",
+                    "-C",
+                    "lz4",
+                    f"borg::{archive}",
+                    "img",
+                ],
+                None,
+            ),
+            (
+                "borg1m",
+                "borg1m",
+                [
+                    self.borg,
+                    "create",
+                    "--chunker-params",
+                    "fixed,1048576",
+                    "-C",
+                    "zstd,1",
+                    f"borg1m::{archive}",
+                    "img",
+                ],
+                None,
+            ),
         ]
         for name, repo, cmd, stdin in jobs:
             if not self.active.get(name):
@@ -293,7 +360,6 @@ def bench(b: Bench, peers: bool, check_restore: bool) -> None:
         elif os.path.exists(p):
             os.unlink(p)
     img = b.path("img")
-    size = b.size_mib * MIB
 
     print(f"[1/11] generating a {b.size_mib} MiB mixed image", file=sys.stderr, flush=True)
     t0 = time.perf_counter()
@@ -330,11 +396,16 @@ def bench(b: Bench, peers: bool, check_restore: bool) -> None:
     b.info["churn_blocks_64k"] = blocks
 
     print("[6/11] drbdbackup checksum incremental", file=sys.stderr, flush=True)
-    r, obj = drbd(b, exe, ["backup", "--repo", "R", "--file", "img", "--volume-id", "bench",
-                           "--tracker", "checksum"])
+    r, obj = drbd(
+        b,
+        exe,
+        ["backup", "--repo", "R", "--file", "img", "--volume-id", "bench", "--tracker", "checksum"],
+    )
     if obj.get("mode") != "incremental" or obj.get("tracker") != "checksum":
-        b.note(f"incremental ran as mode={obj.get('mode')!r} tracker={obj.get('tracker')!r} "
-               f"({obj.get('fallback_reason')})")
+        b.note(
+            f"incremental ran as mode={obj.get('mode')!r} tracker={obj.get('tracker')!r} "
+            f"({obj.get('fallback_reason')})"
+        )
     b.put("drbd_incr_s", r.wall_s)
     b.put("drbd_incr_inner_s", float(obj.get("duration_s", 0.0)))
     b.put("drbd_incr_ratio", r.wall_s / ddr)
@@ -352,12 +423,15 @@ def bench(b: Bench, peers: bool, check_restore: bool) -> None:
     b.put("dd_direct_write_mib_s", (max(1, (b.size_mib + 3) // 4) * 4) / ddw)
 
     print("[9/11] drbdbackup restore", file=sys.stderr, flush=True)
-    r, obj = drbd(b, exe, ["restore", "--repo", "R", "--volume-id", "bench", "--target", "out",
-                           "--force"])
+    r, obj = drbd(
+        b, exe, ["restore", "--repo", "R", "--volume-id", "bench", "--target", "out", "--force"]
+    )
     b.put("drbd_restore_s", r.wall_s)
     b.put("drbd_restore_inner_s", float(obj.get("duration_s", 0.0)))
     b.put("drbd_restore_mib_s", b.size_mib / r.wall_s)
-    b.put("drbd_restore_ratio", b.metrics["drbd_restore_mib_s"] / b.metrics["dd_direct_write_mib_s"])
+    b.put(
+        "drbd_restore_ratio", b.metrics["drbd_restore_mib_s"] / b.metrics["dd_direct_write_mib_s"]
+    )
     b.put("drbd_restore_rss_mib", r.rss_mib)
     if check_restore:
         same = run(["cmp", "-s", img, b.path("out")], check=False).rc == 0
@@ -372,8 +446,21 @@ def bench(b: Bench, peers: bool, check_restore: bool) -> None:
         b.note("verify/ is not available (`python -m verify --help` failed): verify step skipped")
     else:
         drop_caches(b)
-        r = run([sys.executable, "-m", "verify", "--repo", "R", "--sample", "0.05", "--seed", "1",
-                 "--json"], cwd=b.workdir)
+        r = run(
+            [
+                sys.executable,
+                "-m",
+                "verify",
+                "--repo",
+                "R",
+                "--sample",
+                "0.05",
+                "--seed",
+                "1",
+                "--json",
+            ],
+            cwd=b.workdir,
+        )
         b.put("drbd_verify_s", r.wall_s)
         b.put("drbd_verify_ratio", r.wall_s / ddr)
         b.put("drbd_verify_rss_mib", r.rss_mib)
@@ -384,8 +471,16 @@ def bench(b: Bench, peers: bool, check_restore: bool) -> None:
         except ValueError:
             pass
 
-    rss = [b.metrics[k] for k in ("drbd_full_rss_mib", "drbd_incr_rss_mib", "drbd_restore_rss_mib",
-                                  "drbd_verify_rss_mib") if k in b.metrics]
+    rss = [
+        b.metrics[k]
+        for k in (
+            "drbd_full_rss_mib",
+            "drbd_incr_rss_mib",
+            "drbd_restore_rss_mib",
+            "drbd_verify_rss_mib",
+        )
+        if k in b.metrics
+    ]
     b.put("drbd_peak_rss_mib", max(rss))
 
     print("[11/11] dd read again (noise check)", file=sys.stderr, flush=True)
@@ -407,22 +502,29 @@ def verdicts(b: Bench, peers: bool) -> list[tuple[str, str, str]]:
         op = "<=" if kind == "max" else ">="
         out.append((name, "PASS" if ok else "MISS", f"{what} = {v:.3f} (target {op} {limit})"))
     growth = b.metrics.get("drbd_incr_growth_mib")
-    peer = {k: b.metrics[f"{k}_incr_growth_mib"] for k in ("restic", "borg4m", "borg1m")
-            if f"{k}_incr_growth_mib" in b.metrics}
+    peer = {
+        k: b.metrics[f"{k}_incr_growth_mib"]
+        for k in ("restic", "borg4m", "borg1m")
+        if f"{k}_incr_growth_mib" in b.metrics
+    }
     if growth is None or not peer:
         why = "run with --peers" if not peers else "no peer measured"
         out.append(("growth", "SKIP", f"incremental repo growth vs borg/restic: {why}"))
     else:
         best = min(peer.values())
         detail = ", ".join(f"{k} {v:.1f}" for k, v in peer.items())
-        out.append(("growth", "PASS" if growth <= best else "MISS",
-                    f"incremental repo growth = {growth:.1f} MiB (target <= min of peers: {detail})"))
+        out.append(
+            (
+                "growth",
+                "PASS" if growth <= best else "MISS",
+                f"incremental repo growth = {growth:.1f} MiB (target <= min of peers: {detail})",
+            )
+        )
     return out
 
 
 def table(b: Bench) -> str:
     m = b.metrics
-    ddr, ddw = m.get("dd_direct_read_s"), m.get("dd_direct_write_s")
 
     def row(label: str, secs: str, rel: str, rss: str, repo: str) -> str:
         return f"{label:<28} {secs:>9} {rel:>9} {rss:>9} {repo:>12}"
@@ -439,39 +541,88 @@ def table(b: Bench) -> str:
         "",
         row("step", "time s", "x dd", "RSS MiB", "repo MiB"),
         row("-" * 28, "-" * 9, "-" * 9, "-" * 9, "-" * 12),
-        row("drbdbackup full", g("drbd_full_s"), g("drbd_full_ratio"), g("drbd_full_rss_mib", "{:.0f}"),
-            g("drbd_full_repo_mib", "{:.1f}")),
-        row("drbdbackup incr (checksum)", g("drbd_incr_s"), g("drbd_incr_ratio"),
-            g("drbd_incr_rss_mib", "{:.0f}"), "+" + g("drbd_incr_growth_mib", "{:.1f}")),
+        row(
+            "drbdbackup full",
+            g("drbd_full_s"),
+            g("drbd_full_ratio"),
+            g("drbd_full_rss_mib", "{:.0f}"),
+            g("drbd_full_repo_mib", "{:.1f}"),
+        ),
+        row(
+            "drbdbackup incr (checksum)",
+            g("drbd_incr_s"),
+            g("drbd_incr_ratio"),
+            g("drbd_incr_rss_mib", "{:.0f}"),
+            "+" + g("drbd_incr_growth_mib", "{:.1f}"),
+        ),
     ]
     for p in ("restic", "borg4m", "borg1m"):
         if f"{p}_full_s" in m:
-            lines.append(row(f"{p} full", g(f"{p}_full_s"), g(f"{p}_full_ratio"),
-                             g(f"{p}_full_rss_mib", "{:.0f}"), g(f"{p}_full_mib", "{:.1f}")))
+            lines.append(
+                row(
+                    f"{p} full",
+                    g(f"{p}_full_s"),
+                    g(f"{p}_full_ratio"),
+                    g(f"{p}_full_rss_mib", "{:.0f}"),
+                    g(f"{p}_full_mib", "{:.1f}"),
+                )
+            )
         if f"{p}_incr_s" in m:
-            lines.append(row(f"{p} incr", g(f"{p}_incr_s"), g(f"{p}_incr_ratio"),
-                             g(f"{p}_incr_rss_mib", "{:.0f}"), "+" + g(f"{p}_incr_growth_mib", "{:.1f}")))
-    lines.append(row("drbdbackup restore", g("drbd_restore_s"),
-                     g("drbd_restore_ratio") + "w" if "drbd_restore_ratio" in m else "-",
-                     g("drbd_restore_rss_mib", "{:.0f}"), ""))
-    lines.append(row("drbdverify --sample 0.05", g("drbd_verify_s"), g("drbd_verify_ratio", "{:.3f}"),
-                     g("drbd_verify_rss_mib", "{:.0f}"), ""))
-    lines.append("(x dd = time / dd read time; restore 'w' = throughput / dd write throughput; "
-                 "borg4m = fixed 4 MiB lz4, borg1m = fixed 1 MiB zstd,1; repo MiB = allocated blocks)")
+            lines.append(
+                row(
+                    f"{p} incr",
+                    g(f"{p}_incr_s"),
+                    g(f"{p}_incr_ratio"),
+                    g(f"{p}_incr_rss_mib", "{:.0f}"),
+                    "+" + g(f"{p}_incr_growth_mib", "{:.1f}"),
+                )
+            )
+    lines.append(
+        row(
+            "drbdbackup restore",
+            g("drbd_restore_s"),
+            g("drbd_restore_ratio") + "w" if "drbd_restore_ratio" in m else "-",
+            g("drbd_restore_rss_mib", "{:.0f}"),
+            "",
+        )
+    )
+    lines.append(
+        row(
+            "drbdverify --sample 0.05",
+            g("drbd_verify_s"),
+            g("drbd_verify_ratio", "{:.3f}"),
+            g("drbd_verify_rss_mib", "{:.0f}"),
+            "",
+        )
+    )
+    lines.append(
+        "(x dd = time / dd read time; restore 'w' = throughput / dd write throughput; "
+        "borg4m = fixed 4 MiB lz4, borg1m = fixed 1 MiB zstd,1; repo MiB = allocated blocks)"
+    )
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--size-mib", type=int, default=4096, help="image size (default 4096)")
-    ap.add_argument("--workdir", default=None, help="scratch directory (default: a new one in $TMPDIR)")
-    ap.add_argument("--peers", action="store_true", help="also measure restic and borg as peers.sh does")
+    ap.add_argument(
+        "--workdir", default=None, help="scratch directory (default: a new one in $TMPDIR)"
+    )
+    ap.add_argument(
+        "--peers", action="store_true", help="also measure restic and borg as peers.sh does"
+    )
     ap.add_argument("--json", metavar="FILE", help="also write metrics, targets and notes here")
     ap.add_argument("--keep", action="store_true", help="keep the work directory")
-    ap.add_argument("--no-drop-caches", action="store_true",
-                    help="never drop the page cache (results will be cache-warm)")
-    ap.add_argument("--no-check-restore", action="store_true",
-                    help="skip comparing the restored image with the source (untimed)")
+    ap.add_argument(
+        "--no-drop-caches",
+        action="store_true",
+        help="never drop the page cache (results will be cache-warm)",
+    )
+    ap.add_argument(
+        "--no-check-restore",
+        action="store_true",
+        help="skip comparing the restored image with the source (untimed)",
+    )
     args = ap.parse_args(argv)
     if args.size_mib < 4:
         ap.error("--size-mib must be at least 4")
@@ -483,15 +634,21 @@ def main(argv: list[str] | None = None) -> int:
     os.makedirs(workdir, exist_ok=True)
     free = shutil.disk_usage(workdir).free
     if free < need:
-        print(f"bench: {workdir} has {free / MIB:.0f} MiB free; about {need / MIB:.0f} MiB needed",
-              file=sys.stderr)
+        print(
+            f"bench: {workdir} has {free / MIB:.0f} MiB free; about {need / MIB:.0f} MiB needed",
+            file=sys.stderr,
+        )
         return 2
     b = Bench(workdir=workdir, size_mib=args.size_mib, drop=not args.no_drop_caches)
     if not args.no_drop_caches and os.geteuid() != 0:
         b.drop = False
         b.note("not root: the page cache is not dropped between steps (timings may be cache-warm)")
-    b.info.update(python=platform.python_version(), cpus=os.cpu_count(), workdir=workdir,
-                  started=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+    b.info.update(
+        python=platform.python_version(),
+        cpus=os.cpu_count(),
+        workdir=workdir,
+        started=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    )
     rc = 0
     try:
         bench(b, args.peers, not args.no_check_restore)
@@ -503,8 +660,18 @@ def main(argv: list[str] | None = None) -> int:
             if created or not pre_existing:
                 shutil.rmtree(workdir, ignore_errors=True)
             else:
-                for d in ("img", "R", "restic", "borg", "borg1m", "out", "ddw", "restic-cache",
-                          "borg-base", "out.drbdbackup-partial"):
+                for d in (
+                    "img",
+                    "R",
+                    "restic",
+                    "borg",
+                    "borg1m",
+                    "out",
+                    "ddw",
+                    "restic-cache",
+                    "borg-base",
+                    "out.drbdbackup-partial",
+                ):
                     p = os.path.join(workdir, d)
                     if os.path.isdir(p):
                         shutil.rmtree(p, ignore_errors=True)
@@ -522,9 +689,19 @@ def main(argv: list[str] | None = None) -> int:
         print(f"# note: {n}")
     if args.json:
         with open(args.json, "w", encoding="utf-8") as f:
-            json.dump({"size_mib": b.size_mib, "metrics": b.metrics, "info": b.info, "notes": b.notes,
-                       "targets": [{"name": n, "verdict": v, "detail": d} for n, v, d in results],
-                       "exit_status": rc}, f, indent=2, sort_keys=True)
+            json.dump(
+                {
+                    "size_mib": b.size_mib,
+                    "metrics": b.metrics,
+                    "info": b.info,
+                    "notes": b.notes,
+                    "targets": [{"name": n, "verdict": v, "detail": d} for n, v, d in results],
+                    "exit_status": rc,
+                },
+                f,
+                indent=2,
+                sort_keys=True,
+            )
             f.write("\n")
     return rc
 

@@ -43,8 +43,9 @@ TARGETS = ["full", "incr", "restore", "verify", "rss", "growth"]
 
 
 def _verify_available() -> bool:
-    r = subprocess.run([sys.executable, "-m", "verify", "--help"], cwd=ROOT,
-                       capture_output=True, check=False)
+    r = subprocess.run(
+        [sys.executable, "-m", "verify", "--help"], cwd=ROOT, capture_output=True, check=False
+    )
     return r.returncode == 0
 
 
@@ -54,9 +55,22 @@ def test_bench_runs_and_reports_every_metric(tmp_path: Path) -> None:
     out_json = tmp_path / "bench.json"
     # Never drop the page cache from a test: it would slow everything else on the machine.
     proc = subprocess.run(
-        [sys.executable, str(SCRIPT), "--size-mib", "64", "--workdir", str(work),
-         "--json", str(out_json), "--no-drop-caches"],
-        cwd=ROOT, capture_output=True, text=True, timeout=120, check=False,
+        [
+            sys.executable,
+            str(SCRIPT),
+            "--size-mib",
+            "64",
+            "--workdir",
+            str(work),
+            "--json",
+            str(out_json),
+            "--no-drop-caches",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
         env=dict(os.environ, PYTHONDONTWRITEBYTECODE="1"),
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -66,7 +80,7 @@ def test_bench_runs_and_reports_every_metric(tmp_path: Path) -> None:
     for line in proc.stdout.splitlines():
         parts = line.split()
         if len(parts) >= 2 and parts[0].startswith("target_"):
-            verdicts[parts[0][len("target_"):]] = parts[1]
+            verdicts[parts[0][len("target_") :]] = parts[1]
         elif len(parts) == 2:
             try:
                 values[parts[0]] = float(parts[1])
