@@ -88,7 +88,8 @@ def to_junit(run: RunResult, elapsed: float = 0.0) -> bytes:
     failures = sum(1 for c in cases if c[2] == FAIL)
     errors = sum(1 for c in cases if c[2] == UNVERIFIABLE)
     root = ET.Element("testsuites", name="drbdverify", tests=str(len(cases)),
-                      failures=str(failures), errors=str(errors), time=f"{elapsed:.3f}")
+                      failures=str(failures), errors=str(errors), skipped="0",
+                      time=f"{elapsed:.3f}")
     suite = ET.SubElement(
         root, "testsuite", name=f"drbdverify {run.selection}", tests=str(len(cases)),
         failures=str(failures), errors=str(errors), skipped="0", time=f"{elapsed:.3f}",
@@ -99,4 +100,6 @@ def to_junit(run: RunResult, elapsed: float = 0.0) -> bytes:
     ET.SubElement(props, "property", name="seed", value=str(run.seed))
     for case in cases:
         _case(suite, *case)
+    ET.SubElement(suite, "system-out").text = to_text(run)
+    ET.SubElement(suite, "system-err").text = ""
     return ET.tostring(root, encoding="utf-8", xml_declaration=True)

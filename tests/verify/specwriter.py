@@ -65,6 +65,7 @@ class SpecRepo:
         self.repository_id = os.urandom(32).hex()
         self.master = os.urandom(64) if encrypted else b""
         self.known: set[bytes] = set()
+        self.locations: dict[bytes, list[tuple[str, int, int]]] = {}
         self.audit_seq = 0
         self.audit_prev = "0" * 64
         self._clock = datetime(2026, 11, 25, 12, 0, 0, tzinfo=UTC)
@@ -156,6 +157,7 @@ class SpecRepo:
             for kind, bid, stored, plen in cur:
                 blobs_json.append({"id": bid.hex(), "kind": kind, "offset": off,
                                    "length": len(stored), "plain_length": plen})
+                self.locations.setdefault(bid, []).append((pid, off, len(stored)))
                 off += len(stored)
             index["packs"].append({"id": pid, "blobs": blobs_json})
             cur, size = [], 0
@@ -168,6 +170,11 @@ class SpecRepo:
                 close()
         close()
         return packs, index
+
+    def locate(self, bid: bytes, copy: int = 0) -> tuple[str, int, int]:
+        """(pack file path, offset, stored length) of one stored copy of a blob."""
+        pid, off, ln = self.locations[bid][copy]
+        return self.obj(f"packs/{pid[:2]}/{pid}"), off, ln
 
     def write_index(self, index: dict[str, Any]) -> str:
         stored = self.seal(json.dumps(index).encode(), b"drbdbackup-index-v1")
