@@ -11,7 +11,7 @@ def list_generations(repo: Repository, volume_id: str | None = None) -> list[dic
     """Oldest first. `damaged` when a referenced blob has no good (non-quarantined) copy."""
     repo.load_index()
     volumes = [volume_id] if volume_id else repo.volumes()
-    out = []
+    out: list[dict] = []
     for vol in volumes:
         for gen in repo.generation_ids(vol):
             try:
@@ -29,7 +29,7 @@ def list_generations(repo: Repository, volume_id: str | None = None) -> list[dic
                     problem = f"{len(bad)} chunk(s) have no good copy, first at byte {bad[0] * rec.chunk_size}"
             except IntegrityError as exc:
                 status, problem = "damaged", str(exc)
-            row = {
+            row: dict = {
                 "volume_id": vol,
                 "generation": gen,
                 "created": rec.created,

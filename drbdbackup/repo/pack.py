@@ -32,7 +32,7 @@ class PackEntry:
     plain_length: int
 
 
-class PackFormatError(Exception):
+class PackFormatError(ValueError):
     """A pack's header, TOC or trailer is malformed."""
 
 

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from drbdbackup.errors import IntegrityError, UsageError
+from drbdbackup.repo.blob import BlobError, decode_blob
 from drbdbackup.repo.crypto import ZERO_ID
 from drbdbackup.repo.locks import Lock
 from drbdbackup.repo.pack import PackEntry, pack_name
@@ -40,6 +41,7 @@ class PruneReport:
     removed_generations: list[str] = field(default_factory=list)
     kept_generations: list[str] = field(default_factory=list)
     removed_packs: int = 0
+    repacked_packs: int = 0
     removed_bytes: int = 0
     kept_packs: int = 0
 
@@ -77,21 +79,10 @@ def run_prune(
                 else:
                     report.removed_generations.append(label)
         referenced = _referenced_blobs(repo, keep_records)
-        quarantined_packs = {p for _cid, p in repo.index.quarantined}
-        keep_packs: dict[str, list[PackEntry]] = {}
-        for cid, locs in repo.index.locations.items():
-            for loc in locs:
-                if cid in referenced or loc.pack in quarantined_packs:
-                    keep_packs.setdefault(loc.pack, [])
-        for cid, locs in repo.index.locations.items():
-            for loc in locs:
-                if loc.pack in keep_packs:
-                    keep_packs[loc.pack].append(
-                        PackEntry(loc.kind, cid, loc.offset, loc.length, loc.plain_length)
-                    )
-        all_packs = {n.rsplit("/", 1)[-1] for n in repo.backend.list("packs/")}
-        doomed = sorted(all_packs - set(keep_packs))
-        report.kept_packs = len(keep_packs)
+        plan = _plan_packs(repo, referenced)
+        report.kept_packs = len(plan.keep)
+        report.repacked_packs = len(plan.repack)
+        doomed = sorted(plan.all_packs - set(plan.keep))
         report.removed_packs = len(doomed)
         report.removed_bytes = sum(repo.backend.size(pack_name(p)) for p in doomed)
         if dry_run:
@@ -99,8 +90,10 @@ def run_prune(
         for label in report.removed_generations:
             volume, gen = label.split("/")
             repo.backend.delete(record_name(volume, gen))
+        new_entries = dict(plan.keep)
+        new_entries.update(_repack(repo, plan.repack))
         old_files = list(repo.index.files)
-        new_file = repo.write_index_file(keep_packs) if keep_packs else None
+        new_file = repo.write_index_file(new_entries) if new_entries else None
         for name in old_files:
             if name != new_file:
                 repo.backend.delete(name)
@@ -109,6 +102,66 @@ def run_prune(
         staging_cleanup(repo.backend)
         repo.audit("prune", report.to_dict())
     return report
+
+
+REPACK_UNUSED_FRACTION = 0.10
+
+
+@dataclass
+class _PackPlan:
+    all_packs: set[str]
+    keep: dict[str, list[PackEntry]]
+    repack: dict[str, list[PackEntry]]
+
+
+def _plan_packs(repo: Repository, referenced: set[bytes]) -> _PackPlan:
+    """Keep fully used packs (and quarantine evidence); repack mostly-used ones; drop the rest."""
+    quarantined_packs = {p for _cid, p in repo.index.quarantined}
+    entries: dict[str, list[PackEntry]] = {}
+    for cid, locs in repo.index.locations.items():
+        for loc in locs:
+            entries.setdefault(loc.pack, []).append(
+                PackEntry(loc.kind, cid, loc.offset, loc.length, loc.plain_length)
+            )
+    keep: dict[str, list[PackEntry]] = {}
+    repack: dict[str, list[PackEntry]] = {}
+    for pack, blobs in entries.items():
+        live = [e for e in blobs if e.id in referenced and (e.id, pack) not in repo.index.quarantined]
+        if pack in quarantined_packs:
+            keep[pack] = blobs
+        elif not live:
+            continue
+        elif sum(e.length for e in blobs if e not in live) <= REPACK_UNUSED_FRACTION * sum(
+            e.length for e in blobs
+        ):
+            keep[pack] = blobs
+        else:
+            repack[pack] = live
+    all_packs = {n.rsplit("/", 1)[-1] for n in repo.backend.list("packs/")}
+    return _PackPlan(all_packs, keep, repack)
+
+
+def _repack(repo: Repository, repack: dict[str, list[PackEntry]]) -> dict[str, list[PackEntry]]:
+    """Copy live blobs (verified first) of partly used packs into new packs."""
+    writer = repo.writer()
+    copied: set[bytes] = set()
+    for pack, blobs in sorted(repack.items()):
+        for e in sorted(blobs, key=lambda b: b.offset):
+            if e.id in copied:
+                continue
+            stored = repo.backend.get_range(pack_name(pack), e.offset, e.length)
+            try:
+                plain = decode_blob(stored, e.id, repo.enc_key, e.plain_length)
+                if repo.hasher.id(plain) != e.id:
+                    raise BlobError("content does not match id")
+            except BlobError as exc:
+                raise IntegrityError(
+                    f"prune stopped: blob {e.id.hex()} in pack {pack} is damaged ({exc}); run drbdverify"
+                ) from None
+            writer.add(e.kind, e.id, stored, e.plain_length)
+            copied.add(e.id)
+    writer.commit_packs()
+    return writer.written
 
 
 def _referenced_blobs(repo: Repository, records: list[GenerationRecord]) -> set[bytes]:

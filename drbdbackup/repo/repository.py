@@ -316,13 +316,17 @@ class BlobWriter:
         self.repo.backend.put_file(pack_name(pack_id), path)
         self.written[pack_id] = entries
 
-    def commit(self) -> list[str]:
-        """Upload the open pack, write the index file, add it all to the in-memory index."""
+    def commit_packs(self) -> None:
+        """Upload the open pack (if it holds anything)."""
         if self.pack is not None and self.pack.entries:
             self._flush_pack()
         elif self.pack is not None:
             self.pack.abort()
             self.pack = None
+
+    def commit(self) -> list[str]:
+        """Upload the open pack, write the index file, add it all to the in-memory index."""
+        self.commit_packs()
         names = []
         if self.written:
             names.append(self.repo.write_index_file(self.written))

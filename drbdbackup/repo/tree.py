@@ -11,7 +11,7 @@ ID_LEN = 32
 DEFAULT_FANOUT = 4096
 
 
-class TreeFormatError(Exception):
+class TreeFormatError(ValueError):
     """A node does not parse."""
 
 
