@@ -64,6 +64,22 @@ def _open_repo(args: argparse.Namespace):
     return Repository.open(backend_for(args.repo), read_password(args))
 
 
+def _controller(args: argparse.Namespace):
+    from drbdbackup.linstor.client import Controller
+
+    token = os.environ.get("DRBDBACKUP_LINSTOR_TOKEN") or None
+    if args.token:
+        try:
+            with open(args.token, encoding="utf-8") as f:
+                token = f.read().strip()
+        except OSError as exc:
+            raise UsageError(f"cannot read token file {args.token}: {exc.strerror}") from None
+    return Controller(
+        args.controllers, token=token, certfile=args.certfile, keyfile=args.keyfile,
+        cafile=args.cafile, allow_insecure=args.allow_insecure,
+    )
+
+
 def _emit(args: argparse.Namespace, obj: dict, text: Callable[[], str]) -> None:
     if args.json:
         print(json.dumps(obj, sort_keys=True))
@@ -107,9 +123,15 @@ def cmd_backup(args: argparse.Namespace) -> int:
 
     repo = _open_repo(args)
     if args.resource:
-        from drbdbackup.linstor.backup import backup_resources
+        from drbdbackup.engine.linstor_job import backup_linstor
 
-        results = backup_resources(repo, args)
+        if args.file:
+            raise UsageError("use either --resource or --file, not both")
+        with _controller(args) as ctl:
+            results = backup_linstor(
+                repo, ctl, args.resource, volume_nr=args.volume_nr, node=args.node,
+                tracker=args.tracker, cluster=args.cluster,
+            )
     else:
         if not args.file or not args.volume_id:
             raise UsageError("backup needs --resource RSC, or --file PATH with --volume-id ID")
@@ -192,9 +214,13 @@ def cmd_restore(args: argparse.Namespace) -> int:
 
     repo = _open_repo(args)
     if args.to_resource:
-        from drbdbackup.linstor.restore import restore_to_resource
+        from drbdbackup.engine.linstor_restore import restore_to_resource
 
-        res = restore_to_resource(repo, args)
+        with _controller(args) as ctl:
+            res = restore_to_resource(
+                repo, ctl, args.volume_id, args.generation, args.to_resource, node=args.node,
+                pool=args.storage_pool, volume_nr=args.volume_nr or 0, force=args.force,
+            )
     elif args.target:
         res = run_restore(repo, args.volume_id, args.generation, args.target, force=args.force)
     else:
@@ -274,6 +300,8 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--certfile", help="TLS client certificate")
         sp.add_argument("--keyfile", help="TLS client key")
         sp.add_argument("--cafile", help="TLS CA bundle")
+        sp.add_argument("--allow-insecure", action="store_true",
+                        help="send the token over plain HTTP (test clusters only)")
 
     sp = cmd("init", cmd_init, "create a repository")
     sp.add_argument("--repo", required=True)
@@ -289,6 +317,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--tracker", default="auto", choices=["auto", "checksum", "reflink", "thin-delta", "full"])
     sp.add_argument("--verify-sample", type=_probability, help="run drbdverify on this sample rate afterwards")
     sp.add_argument("--node", help="LINSTOR node to read from (default: one with an UpToDate replica)")
+    sp.add_argument("--cluster", default=os.environ.get("DRBDBACKUP_CLUSTER", "linstor"),
+                    help="cluster name used in volume ids <cluster>.<resource>.<volume-nr>")
     linstor_opts(sp)
 
     sp = cmd("list", cmd_list, "list generations")
@@ -303,6 +333,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--to-resource", help="create this LINSTOR resource and restore into it")
     sp.add_argument("--node", help="node for --to-resource")
     sp.add_argument("--storage-pool", help="storage pool for --to-resource")
+    sp.add_argument("--volume-nr", type=int, help="volume number to create for --to-resource (default 0)")
     sp.add_argument("--force", action="store_true", help="overwrite an existing file / resource")
     linstor_opts(sp)
 

@@ -36,6 +36,21 @@ class RestoreResult:
         return asdict(self)
 
 
+def _open_in_place(target: str, size: int, limit: int | None) -> int:
+    """An existing device or volume file written in place; only [0, limit) is the volume."""
+    try:
+        fd = os.open(target, os.O_WRONLY)
+    except OSError as exc:
+        raise EnvironmentFailure(f"cannot open {target} for writing: {exc.strerror}") from None
+    avail = os.lseek(fd, 0, os.SEEK_END)
+    if limit is not None:
+        avail = min(avail, limit)
+    if avail < size:
+        os.close(fd)
+        raise TargetTooSmall(f"target {target} has {avail} usable bytes but the volume needs {size}")
+    return fd
+
+
 def _open_target(target: str, size: int, force: bool) -> tuple[int, bool, str]:
     """Return (fd, is_block_device, path written to). Files go to a temp name renamed at the end."""
     try:
@@ -81,17 +96,25 @@ def run_restore(
     target: str,
     *,
     force: bool = False,
+    in_place: bool = False,
+    limit: int | None = None,
     progress: bool | None = None,
     workers: int = max(2, os.cpu_count() or 2),
 ) -> RestoreResult:
-    """Restore into `target`; files are written sparse and appear only when complete."""
+    """Restore into `target`; files are written sparse and appear only when complete.
+
+    `in_place` writes an existing device/volume file directly (zeros included), never past `limit`.
+    """
     start = time.monotonic()
     with Lock(repo.backend, exclusive=False, operation="restore"):
         repo.load_index()
         rec = repo.resolve_generation(volume_id, generation)
         ids = repo.chunk_ids(rec)
         size, cs = rec.size_bytes, rec.chunk_size
-        fd, is_block, path = _open_target(target, size, force)
+        if in_place:
+            fd, is_block, path = _open_in_place(target, size, limit), True, target
+        else:
+            fd, is_block, path = _open_target(target, size, force)
         ok = False
         written = skipped = 0
         bar = Progress(size, f"restore {volume_id}", enabled=progress)

@@ -1,0 +1,205 @@
+"""Back up LINSTOR resources: snapshot (one consistency group), validate lineage, choose the
+tracker, read each volume's snapshot clipped to the DRBD usable size, rotate snapshots."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from drbdbackup.engine.backup import BackupRequest, BackupResult, NativeMap, run_backup
+from drbdbackup.errors import IntegrityError, UsageError
+from drbdbackup.linstor.client import Controller, Replica, SnapshotInfo, UnknownResource
+from drbdbackup.linstor.paths import snapshot_data_path
+from drbdbackup.repo.records import GenerationRecord
+from drbdbackup.repo.repository import Repository
+from drbdbackup.tracking.changemap import positions_for_ranges
+from drbdbackup.tracking.reflink import FiemapUnsupported, changed_ranges, fiemap
+
+SNAPSHOT_PREFIX = "drbdbackup-"
+UP_TO_DATE = "UpToDate"
+
+
+@dataclass
+class VolumeSource:
+    """One volume to back up, with where its snapshot data will be."""
+
+    resource: str
+    replica: Replica
+    resource_uuid: str
+    backing_object: str
+    volume_id: str
+
+
+def volume_id_for(cluster: str, rsc: str, vnr: int) -> str:
+    """Stable across runs: cluster name, resource, volume number."""
+    return f"{cluster}.{rsc}.{vnr}"
+
+
+def snapshot_name(ts: datetime | None = None) -> str:
+    ts = ts or datetime.now(UTC)
+    return f"{SNAPSHOT_PREFIX}{ts.strftime('%Y%m%dT%H%M%S')}-{secrets.token_hex(3)}"
+
+
+def _pick_replica(replicas: list[Replica], vnr: int, node: str | None, rsc: str) -> Replica:
+    mine = [r for r in replicas if r.volume_number == vnr]
+    diskful = [r for r in mine if not r.diskless]
+    if not diskful:
+        raise UsageError(f"resource {rsc} volume {vnr} has no diskful replica (diskless only): nothing to snapshot")
+    if node:
+        chosen = [r for r in diskful if r.node == node]
+        if not chosen:
+            raise UsageError(f"resource {rsc} has no diskful replica on node {node}")
+        return chosen[0]
+    up = [r for r in diskful if r.disk_state == UP_TO_DATE]
+    return sorted(up or diskful, key=lambda r: r.node)[0]
+
+
+def resolve_sources(
+    ctl: Controller, rscs: list[str], volume_nr: int | None, node: str | None, cluster: str
+) -> list[VolumeSource]:
+    out = []
+    for rsc in rscs:
+        rd_uuid = ctl.resource_uuid(rsc)
+        replicas = ctl.replicas(rsc)
+        vnrs = sorted({r.volume_number for r in replicas})
+        if not replicas:
+            raise UnknownResource(f"resource {rsc} has no replicas")
+        if volume_nr is not None:
+            if volume_nr not in vnrs:
+                raise UnknownResource(f"resource {rsc} has no volume {volume_nr}")
+            vnrs = [volume_nr]
+        for vnr in vnrs:
+            rep = _pick_replica(replicas, vnr, node, rsc)
+            backing = ctl.pool_backing_object(rep.node, rep.storage_pool)
+            snapshot_data_path(rep.provider_kind, backing, rsc, vnr, "probe")  # kind readable?
+            out.append(VolumeSource(rsc, rep, rd_uuid, backing, volume_id_for(cluster, rsc, vnr)))
+    return out
+
+
+def _latest(repo: Repository, volume_id: str) -> GenerationRecord | None:
+    gens = repo.generation_ids(volume_id)
+    if not gens:
+        return None
+    try:
+        return repo.read_record(volume_id, gens[-1])
+    except IntegrityError:
+        return None
+
+
+def _lineage(
+    ctl: Controller, src: VolumeSource, parent: GenerationRecord | None
+) -> tuple[dict, str | None]:
+    """Lineage facts about the parent, and the parent's snapshot data path when it still exists."""
+    facts: dict = {"replica_up_to_date": src.replica.disk_state == UP_TO_DATE}
+    if parent is None or parent.source.get("kind") != "linstor":
+        return facts, None
+    ps = parent.source
+    facts["resource_uuid_matches"] = ps.get("resource_uuid") == src.resource_uuid
+    changes = [
+        f"{k} {ps.get(k)} -> {v}"
+        for k, v in (
+            ("node", src.replica.node),
+            ("storage_pool", src.replica.storage_pool),
+            ("provider_kind", src.replica.provider_kind),
+            ("backing_object", src.backing_object),
+        )
+        if ps.get(k) != v
+    ]
+    facts["same_placement"] = not changes
+    facts["placement_change"] = ", ".join(changes)
+    info: SnapshotInfo | None = ctl.snapshot(src.resource, ps.get("snapshot", ""))
+    facts["parent_snapshot_exists"] = info is not None
+    path = None
+    if info is not None:
+        facts["parent_snapshot_uuid_matches"] = info.uuid == ps.get("snapshot_uuid")
+        path = snapshot_data_path(
+            src.replica.provider_kind, src.backing_object, src.resource,
+            src.replica.volume_number, info.name,
+        )
+        if not os.path.exists(path):
+            facts["parent_snapshot_exists"] = False
+            path = None
+    return facts, path
+
+
+def _native_map(
+    tracker: str, kind: str, parent_path: str | None, cur_path: str, size: int, chunk_size: int
+) -> NativeMap | None:
+    if tracker not in ("auto", "reflink") or parent_path is None or kind not in ("FILE", "FILE_THIN"):
+        return None
+    try:
+        ranges = changed_ranges(fiemap(parent_path), fiemap(cur_path), size)
+    except FiemapUnsupported:
+        return None
+    return NativeMap("reflink", positions_for_ranges(ranges, chunk_size, size))
+
+
+def backup_linstor(
+    repo: Repository,
+    ctl: Controller,
+    rscs: list[str],
+    *,
+    volume_nr: int | None = None,
+    node: str | None = None,
+    tracker: str = "auto",
+    cluster: str = "linstor",
+    progress: bool | None = None,
+) -> list[BackupResult]:
+    """Snapshot `rscs` together, back up every volume, then delete the previous snapshots."""
+    if tracker == "thin-delta":
+        raise UsageError("tracker thin-delta needs an LVM_THIN pool; use auto or checksum here")
+    sources = resolve_sources(ctl, rscs, volume_nr, node, cluster)
+    snap = snapshot_name()
+    nodes = sorted({s.replica.node for s in sources})
+    ctl.create_snapshot(list(dict.fromkeys(rscs)), snap, nodes)
+    results: list[BackupResult] = []
+    old_snapshots: set[tuple[str, str]] = set()
+    try:
+        infos = ctl.wait_successful(list(dict.fromkeys(rscs)), snap)
+        for src in sources:
+            rep = src.replica
+            info = infos[src.resource]
+            path = snapshot_data_path(rep.provider_kind, src.backing_object, src.resource, rep.volume_number, snap)
+            parent = _latest(repo, src.volume_id)
+            facts, parent_path = _lineage(ctl, src, parent)
+            native = _native_map(tracker, rep.provider_kind, parent_path, path, rep.usable_bytes, repo.chunk_size)
+            req = BackupRequest(
+                source_path=path,
+                volume_id=src.volume_id,
+                tracker="auto" if tracker == "reflink" else tracker,
+                size_limit=rep.usable_bytes,
+                native_map=native,
+                lineage=facts,
+                progress=progress,
+                source_info={
+                    "kind": "linstor",
+                    "controller": ",".join(ctl.uris),
+                    "resource": src.resource,
+                    "volume_number": rep.volume_number,
+                    "resource_uuid": src.resource_uuid,
+                    "snapshot": snap,
+                    "snapshot_uuid": info.uuid,
+                    "node": rep.node,
+                    "storage_pool": rep.storage_pool,
+                    "provider_kind": rep.provider_kind,
+                    "backing_object": src.backing_object,
+                    "usable_size_bytes": rep.usable_bytes,
+                    "consistency_group": sorted(set(rscs)) if len(set(rscs)) > 1 else None,
+                },
+            )
+            results.append(run_backup(repo, req))
+            if parent is not None and parent.source.get("snapshot") and parent.source.get("snapshot") != snap:
+                old_snapshots.add((src.resource, parent.source["snapshot"]))
+    except BaseException:
+        for rsc in dict.fromkeys(rscs):
+            try:
+                ctl.delete_snapshot(rsc, snap)
+            except Exception:  # noqa: BLE001 - best effort; the original error matters more
+                pass
+        raise
+    for rsc, old in sorted(old_snapshots):
+        if ctl.snapshot(rsc, old) is not None:
+            ctl.delete_snapshot(rsc, old)
+    return results

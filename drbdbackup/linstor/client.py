@@ -1,0 +1,253 @@
+"""The only module that talks python-linstor. A narrow adapter; errors become ours."""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import linstor
+from linstor.errors import LinstorError, LinstorNetworkError, LinstorTimeoutError
+
+from drbdbackup.errors import EnvironmentFailure, UsageError
+
+
+class ControllerError(EnvironmentFailure):
+    """The controller refused or failed a call (its message is kept)."""
+
+
+class UnknownResource(UsageError):
+    """The resource (or volume) does not exist."""
+
+
+@dataclass
+class Replica:
+    """One diskful or diskless replica of one volume on one node."""
+
+    node: str
+    volume_number: int
+    storage_pool: str
+    provider_kind: str
+    device_path: str
+    backing_device: str | None
+    usable_bytes: int
+    disk_state: str
+    diskless: bool
+
+
+@dataclass
+class SnapshotInfo:
+    """A snapshot definition as the controller reports it."""
+
+    name: str
+    resource: str
+    uuid: str
+    flags: list[str]
+    node_uuids: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def successful(self) -> bool:
+        return "SUCCESSFUL" in self.flags
+
+
+def controller_uris(controllers: str | None) -> list[str]:
+    """`--controllers` or $LS_CONTROLLERS, as the linstor CLI; default linstor://localhost."""
+    raw = controllers or os.environ.get("LS_CONTROLLERS") or "localhost"
+    return linstor.MultiLinstor.controller_uri_list(raw)
+
+
+def _check(replies: list[Any], what: str) -> None:
+    for r in replies or []:
+        if isinstance(r, linstor.ApiCallResponse) and r.is_error():
+            raise ControllerError(f"{what}: controller said: {r.message}")
+
+
+class Controller:
+    """One connection (python-linstor is not thread-safe: one Controller per worker)."""
+
+    def __init__(
+        self,
+        controllers: str | None = None,
+        *,
+        token: str | None = None,
+        certfile: str | None = None,
+        keyfile: str | None = None,
+        cafile: str | None = None,
+        allow_insecure: bool = False,
+        timeout: int = 60,
+    ) -> None:
+        self.uris = controller_uris(controllers)
+        self.token = token
+        self.tls = (certfile, keyfile, cafile)
+        self.timeout = timeout
+        self.allow_insecure = allow_insecure
+        self.api: Any = None
+
+    def __enter__(self) -> Controller:
+        try:
+            api = linstor.MultiLinstor(self.uris, timeout=self.timeout, auth_token=self.token)
+            certfile, keyfile, cafile = self.tls
+            if certfile:
+                api.certfile = certfile
+            if keyfile:
+                api.keyfile = keyfile
+            if cafile:
+                api.cafile = cafile
+            if self.allow_insecure:
+                api.allow_insecure = True
+            api.connect()
+        except (LinstorNetworkError, LinstorTimeoutError, OSError) as exc:
+            raise EnvironmentFailure(
+                f"LINSTOR controller unreachable at {', '.join(self.uris)}: {_short(exc)}"
+            ) from None
+        except LinstorError as exc:
+            raise ControllerError(f"LINSTOR controller refused the connection: {_short(exc)}") from None
+        self.api = api
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.api is not None:
+            try:
+                self.api.disconnect()
+            except Exception:  # noqa: BLE001
+                pass
+
+    def _call(self, what: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except (LinstorNetworkError, LinstorTimeoutError, OSError) as exc:
+            raise EnvironmentFailure(f"LINSTOR controller unreachable during {what}: {_short(exc)}") from None
+        except LinstorError as exc:
+            raise ControllerError(f"{what}: {_short(exc)}") from None
+
+    # ---- queries --------------------------------------------------------------------------
+
+    def controller_version(self) -> str:
+        return str(self._call("version", self.api.controller_version).rest_api_version)
+
+    def resource_uuid(self, rsc: str) -> str:
+        replies = self._call(
+            "resource definition list", self.api.resource_dfn_list,
+            query_volume_definitions=False, filter_by_resource_definitions=[rsc],
+        )
+        _check(replies, "resource definition list")
+        for resp in replies:
+            for rd in getattr(resp, "resource_definitions", []):
+                if rd.name == rsc:
+                    return str(rd.uuid)
+        raise UnknownResource(f"resource {rsc} does not exist on the LINSTOR controller")
+
+    def replicas(self, rsc: str) -> list[Replica]:
+        replies = self._call("volume list", self.api.volume_list, filter_by_resources=[rsc])
+        _check(replies, "volume list")
+        out = []
+        for resp in replies:
+            for res in getattr(resp, "resources", []):
+                if res.name != rsc:
+                    continue
+                diskless_rsc = any(f in ("DISKLESS", "DRBD_DISKLESS") for f in res.flags)
+                for vol in res.volumes:
+                    drbd = vol.drbd_data
+                    kind = vol.storage_pool_driver_name
+                    usable_kib = drbd.usable_size if drbd is not None and drbd.usable_size else vol.usable_size
+                    out.append(
+                        Replica(
+                            node=res.node_name,
+                            volume_number=vol.number,
+                            storage_pool=vol.storage_pool_name,
+                            provider_kind=kind,
+                            device_path=vol.device_path,
+                            backing_device=drbd.backing_device if drbd is not None else None,
+                            usable_bytes=int(usable_kib or 0) * 1024,
+                            disk_state=str(vol.state.disk_state or ""),
+                            diskless=diskless_rsc or kind == "DISKLESS",
+                        )
+                    )
+        return out
+
+    def pool_backing_object(self, node: str, pool: str) -> str:
+        replies = self._call(
+            "storage pool list", self.api.storage_pool_list,
+            filter_by_nodes=[node], filter_by_stor_pools=[pool],
+        )
+        _check(replies, "storage pool list")
+        for resp in replies:
+            for sp in getattr(resp, "storage_pools", []):
+                if sp.name == pool and sp.node_name == node:
+                    props = sp.properties
+                    for key in ("StorDriver/StorPoolName", "StorDriver/FileDir",
+                                "StorDriver/LvmVg", "StorDriver/ThinPool", "StorDriver/ZPool",
+                                "StorDriver/ZPoolThin"):
+                        if props.get(key):
+                            return str(props[key])
+                    raise ControllerError(f"storage pool {pool} on {node} has no backing object property")
+        raise UnknownResource(f"storage pool {pool} does not exist on node {node}")
+
+    def snapshot(self, rsc: str, name: str) -> SnapshotInfo | None:
+        replies = self._call("snapshot list", self.api.snapshot_dfn_list, filter_by_resources=[rsc])
+        _check(replies, "snapshot list")
+        for resp in replies:
+            for sd in getattr(resp, "snapshots", []):
+                if sd.resource_name == rsc and sd.name == name:
+                    return SnapshotInfo(
+                        name=sd.name,
+                        resource=rsc,
+                        uuid=str(sd.uuid),
+                        flags=list(sd.flags),
+                        node_uuids={s.node_name: str(s.uuid) for s in sd.snapshots},
+                    )
+        return None
+
+    # ---- changes --------------------------------------------------------------------------
+
+    def create_snapshot(self, rscs: list[str], name: str, nodes: list[str]) -> None:
+        """One resource: snapshot_create; several: snapshot_create_multi (one consistency group)."""
+        if len(rscs) == 1:
+            replies = self._call("snapshot create", self.api.snapshot_create, nodes, rscs[0], name)
+        else:
+            replies = self._call("snapshot create", self.api.snapshot_create_multi, nodes, rscs, name)
+        _check(replies, f"snapshot {name} of {', '.join(rscs)}")
+
+    def wait_successful(self, rscs: list[str], name: str, timeout_s: float = 120) -> dict[str, SnapshotInfo]:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            infos = {r: self.snapshot(r, name) for r in rscs}
+            if all(i is not None and i.successful for i in infos.values()):
+                return {r: i for r, i in infos.items() if i is not None}
+            failed = [r for r, i in infos.items() if i is not None and any(f.startswith("FAILED") for f in i.flags)]
+            if failed:
+                raise ControllerError(f"snapshot {name} failed on {', '.join(failed)}")
+            if time.monotonic() > deadline:
+                raise ControllerError(f"snapshot {name} did not become SUCCESSFUL in {timeout_s:.0f}s")
+            time.sleep(0.2)
+
+    def delete_snapshot(self, rsc: str, name: str) -> None:
+        replies = self._call("snapshot delete", self.api.snapshot_delete, rsc, name)
+        _check(replies, f"delete snapshot {name} of {rsc}")
+
+    def create_resource(self, rsc: str, size_bytes: int, node: str, pool: str, vnr: int) -> None:
+        size_kib = (size_bytes + 1023) // 1024
+        _check(self._call("resource definition create", self.api.resource_dfn_create, rsc),
+               f"create resource definition {rsc}")
+        _check(self._call("volume definition create", self.api.volume_dfn_create, rsc, size_kib, vnr),
+               f"create volume definition {rsc}/{vnr}")
+        _check(self._call("resource create", self.api.resource_create,
+                          [linstor.ResourceData(node, rsc, storage_pool=pool)]),
+               f"create resource {rsc} on {node}")
+
+    def delete_resource_definition(self, rsc: str) -> None:
+        _check(self._call("resource definition delete", self.api.resource_dfn_delete, rsc),
+               f"delete resource definition {rsc}")
+
+    def resource_exists(self, rsc: str) -> bool:
+        try:
+            self.resource_uuid(rsc)
+        except UnknownResource:
+            return False
+        return True
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
