@@ -41,7 +41,7 @@ from .format import (
 from .keys import SealError
 from .repository import Repository
 from .results import FAIL, PASS, UNVERIFIABLE, CheckResult, Finding, RunResult
-from .sampler import Selection, confidence_words
+from .sampler import Selection, confidence_words, escape_probability
 from .store import ObjectMissing
 
 STREAM_BLOCK = 1 << 20
@@ -177,6 +177,11 @@ class Verifier:
                 self.needed[cid].append((ci, pos))
         chk.structure_checked = True
         chk.confidence = confidence_words(self.sel.mode, chk.chunks_checked, chk.chunks_total)
+        if self.sel.mode == "sample":
+            chk.miss_probability = {
+                str(k): round(escape_probability(chk.chunks_checked, chk.chunks_total, k), 6)
+                for k in (1, 10)
+            }
 
     def _walk(self, ci: int, rec: Record, first: bool) -> Iterator[tuple[int, bytes]]:
         """(position, chunk id) for every position reachable through readable nodes."""

@@ -22,7 +22,7 @@ from .errors import EXIT_ENVIRONMENT, EXIT_INTEGRITY, EXIT_OK, UsageError, Verif
 from .lock import SharedLock
 from .report import to_json, to_junit, to_text
 from .repository import Repository
-from .results import FAIL, PASS, RunResult
+from .results import FAIL, NOTE, PASS, Finding, RunResult
 from .sampler import Selection
 from .store import open_store
 
@@ -104,7 +104,7 @@ def run(args: argparse.Namespace) -> int:
     passphrase = _passphrase(args)
     store = open_store(args.repo)
     started = time.monotonic()
-    with SharedLock(store, "verify"):
+    with SharedLock(store, "verify") as lock:
         repo = Repository(store, passphrase)
         targets = select_targets(repo.generations(), args.volume_id, args.generation)
         if not targets:
@@ -113,7 +113,15 @@ def run(args: argparse.Namespace) -> int:
         result = Verifier(repo, opts).run(targets)
         chain_findings, _last, _prev = audit.check_chain(store)
         result.findings.extend(chain_findings)
+        result.findings.extend(
+            Finding("stale-lock", "stale lock (expired or its process is gone); left in place",
+                    name, severity=NOTE)
+            for name in lock.stale
+        )
         if not args.no_audit:
+            if result.quarantined:
+                audit.append_entry(store, "quarantine", {
+                    "tool": "drbdverify", "records": result.quarantined})
             result.audit_entry = audit.append_entry(store, "verify", _audit_details(result))
     elapsed = time.monotonic() - started
     if args.junit:

@@ -7,7 +7,7 @@ import xml.etree.ElementTree as ET
 from datetime import UTC, datetime
 from typing import Any
 
-from .results import FAIL, PASS, UNVERIFIABLE, CheckResult, RunResult
+from .results import FAIL, NOTE, PASS, UNVERIFIABLE, CheckResult, RunResult
 
 
 def to_json(run: RunResult) -> dict[str, Any]:
@@ -80,10 +80,12 @@ def to_junit(run: RunResult, elapsed: float = 0.0) -> bytes:
         first = c.findings[0].line() if c.findings else c.summary()
         cases.append((f"drbdverify.{c.volume_id}", c.generation, c.verdict,
                       first, [c.summary(), c.confidence] + [f.line() for f in c.findings]))
-    repo_verdict = FAIL if any(f.severity == FAIL for f in run.findings) else (
-        UNVERIFIABLE if run.findings else PASS)
+    severities = {f.severity for f in run.findings}
+    repo_verdict = FAIL if FAIL in severities else (
+        UNVERIFIABLE if UNVERIFIABLE in severities else PASS)
     cases.append(("drbdverify.repository", "structure", repo_verdict,
-                  run.findings[0].line() if run.findings else "packs, indexes and audit log intact",
+                  next((f.line() for f in run.findings if f.severity != NOTE),
+                       "packs, indexes and audit log intact"),
                   [f.line() for f in run.findings]))
     failures = sum(1 for c in cases if c[2] == FAIL)
     errors = sum(1 for c in cases if c[2] == UNVERIFIABLE)

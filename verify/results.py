@@ -8,6 +8,7 @@ from typing import Any
 PASS = "pass"
 FAIL = "fail"
 UNVERIFIABLE = "unverifiable"
+NOTE = "note"  # reported, never changes a verdict (e.g. a stale lock)
 
 
 def merge_ranges(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
@@ -32,7 +33,7 @@ class Finding:
     generation: str | None = None
     chunk_id: str | None = None
     byte_ranges: list[tuple[int, int]] = field(default_factory=list)
-    severity: str = FAIL  # FAIL or UNVERIFIABLE
+    severity: str = FAIL  # FAIL, UNVERIFIABLE or NOTE
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -78,6 +79,7 @@ class CheckResult:
     source_status: str | None = None  # None (no --source), PASS, FAIL, UNVERIFIABLE
     structure_checked: bool = False
     confidence: str = ""
+    miss_probability: dict[str, float] | None = None
     findings: list[Finding] = field(default_factory=list)
 
     @property
@@ -120,6 +122,7 @@ class CheckResult:
             "source": self.source,
             "source_verdict": self.source_status,
             "confidence": self.confidence,
+            "miss_probability": self.miss_probability,
             "summary": self.summary(),
             "findings": [f.to_json() for f in self.findings],
         }

@@ -68,6 +68,9 @@ def test_default_sample_and_confidence(fx: Fixture) -> None:
     assert r.json["chunks_checked"] == m
     assert f"{(1 - m / n):.2%}" in r.json["confidence"]
     assert f"{(1 - m / n) ** 10:.2%}" in r.json["confidence"]
+    miss = r.json["checks"][0]["miss_probability"]
+    assert miss["1"] == pytest.approx(1 - m / n, abs=1e-6)
+    assert miss["10"] == pytest.approx((1 - m / n) ** 10, abs=1e-6)
     r2 = run_verify("--repo", fx.path, "--json", "--seed", "7", "--sample", "0.5")
     assert r2.json["chunks_checked"] == math.ceil(0.5 * n)
     text = run_verify("--repo", fx.path, "--seed", "7").out
@@ -128,6 +131,8 @@ def test_flipped_chunk_data(fx: Fixture, mode: list[str]) -> None:
     assert os.path.exists(os.path.join(fx.path, "quarantine", f"{cid.hex()}-{pid}"))
     q = json.loads(Path(fx.path, "quarantine", f"{cid.hex()}-{pid}").read_bytes())
     assert q["id"] == cid.hex() and q["pack"] == pid and q["found_by"] == "drbdverify"
+    events = [json.loads(p.read_bytes())["event"] for p in sorted(Path(fx.path, "audit").iterdir())]
+    assert events[-2:] == ["quarantine", "verify"]
     if mode == ["--full"]:  # the whole pack is re-hashed in full mode
         assert any(f["object"] == os.path.relpath(pack, fx.path)
                    for f in findings(j, "pack-damaged"))
@@ -496,7 +501,10 @@ def test_locked_repository(plain_fx: Fixture) -> None:
 def test_stale_and_shared_locks_do_not_block(plain_fx: Fixture) -> None:
     _lock(plain_fx, True, datetime.now(UTC) - timedelta(minutes=1))
     _lock(plain_fx, False, datetime.now(UTC) + timedelta(minutes=10))
-    assert run_verify("--repo", plain_fx.path).rc == 0
+    r = run_verify("--repo", plain_fx.path, "--json")
+    assert r.rc == 0
+    (note,) = findings(r.json, "stale-lock")
+    assert note["severity"] == "note" and note["object"].startswith("locks/")
 
 
 def test_no_traceback_as_a_process(plain_fx: Fixture) -> None:
