@@ -12,8 +12,24 @@ from drbdbackup.repo.local import LocalBackend
 from drbdbackup.repo.memory import MemoryBackend
 
 
-@pytest.fixture(params=["local", "memory", "faulty"])
-def backend(request, tmp_path):
+@pytest.fixture(scope="module")
+def s3_env():
+    pytest.importorskip("moto.server", reason="moto[server] is not installed")
+    from tests.s3server import moto_s3
+
+    with moto_s3() as env:
+        yield env
+
+
+@pytest.fixture(params=["local", "memory", "faulty", "s3"])
+def backend(request, tmp_path, monkeypatch):
+    if request.param == "s3":
+        env = request.getfixturevalue("s3_env")
+        for k, v in env.items():
+            monkeypatch.setenv(k, v)
+        from drbdbackup.repo.s3 import S3Backend
+
+        return S3Backend.from_url(f"s3://backups/{tmp_path.name}")
     if request.param == "local":
         return LocalBackend(str(tmp_path / "r"))
     if request.param == "memory":

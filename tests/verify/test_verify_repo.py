@@ -518,3 +518,61 @@ def test_no_traceback_as_a_process(plain_fx: Fixture) -> None:
     p = subprocess.run([sys.executable, "-m", "verify", "--bogus"], capture_output=True,
                        text=True, env=env, timeout=60)
     assert p.returncode == 2 and "Traceback" not in p.stderr and p.stderr.count("\n") == 1
+
+
+def test_json_error_object(plain_fx: Fixture) -> None:
+    r = run_verify("--repo", plain_fx.path, "--json", "--volume-id", "nope")
+    assert r.rc == 2
+    assert r.json == {"ok": False, "verdict": "error", "error": "no generations for volume nope",
+                      "exit_code": 2}
+
+
+class _CountingStore:
+    """LocalStore wrapper that counts bytes read from packs, per read."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.location = inner.location
+        self.pack_bytes = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    def open(self, name: str) -> Any:
+        reader = self.inner.open(name)
+        outer = self
+
+        class R:
+            size = reader.size
+
+            def pread(self, offset: int, length: int) -> bytes:
+                if name.startswith("packs/"):
+                    outer.pack_bytes += length
+                return reader.pread(offset, length)
+
+            def close(self) -> None:
+                reader.close()
+
+        return R()
+
+
+def test_sampling_reads_only_needed_ranges(tmp_path: Any) -> None:
+    from verify.checker import Options, Verifier
+    from verify.repository import Repository
+    from verify.sampler import Selection
+    from verify.store import LocalStore
+
+    fx = make_fixture(tmp_path, False, n_chunks=200, pack_target=2_000_000)
+    total = sum(p.stat().st_size for p in Path(fx.path, "packs").rglob("*") if p.is_file())
+
+    def pack_bytes_read(sel: Selection) -> int:
+        store = _CountingStore(LocalStore(fx.path))
+        repo = Repository(store, None)  # type: ignore[arg-type]
+        run = Verifier(repo, Options(sel, quarantine=False)).run([("vm-1", fx.written.generation)])
+        assert run.verdict == "pass"
+        return store.pack_bytes
+
+    sampled = pack_bytes_read(Selection("sample", 0.02, seed=1))
+    full = pack_bytes_read(Selection("full"))
+    assert sampled < total / 5  # TOCs, tree nodes (read twice) and ~4 chunks, not whole packs
+    assert total <= full <= total * 1.2  # one sequential pass per pack (+ structure/tree reads)

@@ -1,0 +1,34 @@
+"""An S3 repository end to end against a real S3 server (moto's), through the CLI."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import cli_json, files_equal, make_mixed_image, run_cli, scatter_writes
+
+pytest.importorskip("moto.server", reason="moto[server] is not installed")
+
+
+def test_s3_backup_incremental_restore_prune(tmp_path: Path) -> None:
+    from tests.s3server import moto_s3
+
+    img = tmp_path / "v.img"
+    make_mixed_image(img, 12)
+    with moto_s3() as env:
+        env["DRBDBACKUP_PASSWORD"] = "s3 secret phrase"
+        repo = "s3://backups/cluster1/repo"
+        run_cli("init", "--repo", repo, "--encryption", "aes-256-gcm", env=env)
+        first = cli_json("backup", "--repo", repo, "--file", str(img), "--volume-id", "v", env=env)
+        scatter_writes(img, 0.02)
+        second = cli_json("backup", "--repo", repo, "--file", str(img), "--volume-id", "v", env=env)
+        assert first["mode"] == "full" and second["mode"] == "incremental"
+        out = tmp_path / "out.img"
+        run_cli("restore", "--repo", repo, "--volume-id", "v", "--target", str(out), env=env)
+        assert files_equal(out, img)
+        run_cli("prune", "--repo", repo, "--keep-last", "1", env=env)
+        run_cli("check", "--repo", repo, "--read-data", env=env)
+        bad = run_cli("list", "--repo", "s3://no-such-bucket/x", env=env, check=False)
+        assert bad.returncode in (2, 3) and "Traceback" not in bad.stderr
+        assert len(bad.stderr.strip().splitlines()) == 1
