@@ -280,14 +280,14 @@ class Verifier:
             p for p in self.referenced_packs
             if self.sel.pack_hashed(p) and self.repo.pack_state(p).damage is None
         }
-        while plan or to_hash:
-            pid = min(set(plan) | to_hash)
-            locs = sorted(plan.pop(pid, []), key=lambda loc: loc.offset)
-            if pid in to_hash:
-                to_hash.discard(pid)
-                self._stream_pack(pid, locs, plan)
-            else:
-                self._pread_pack(pid, locs, plan)
+        while plan or to_hash:  # later rounds only retry other copies of blobs that failed
+            for pid in sorted(set(plan) | to_hash):
+                locs = sorted(plan.pop(pid, []), key=lambda loc: loc.offset)
+                if pid in to_hash:
+                    to_hash.discard(pid)
+                    self._stream_pack(pid, locs, plan)
+                elif locs:
+                    self._pread_pack(pid, locs, plan)
 
     def _enqueue(self, bid: bytes, plan: dict[str, list[IndexBlob]]) -> None:
         good = self.repo.good_locations(bid, self.bad)

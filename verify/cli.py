@@ -27,6 +27,15 @@ from .sampler import Selection
 from .store import open_store
 
 DEFAULT_SAMPLE = 0.05
+EPILOG = """\
+default: every volume, its latest generation, full structure check + --sample 0.05.
+--sample P  checks max(1, ceil(P*A)) of the A chunk positions, chosen with --seed.
+--subset n/t checks positions whose chunk id has int(id[:8], 16) % t == n-1 (and re-hashes
+            packs whose id is in that bucket); runs 1/t..t/t together cover everything.
+--full      checks every position and re-hashes every pack the generations use.
+exit codes: 0 pass; 1 integrity failure; 2 bad usage or input (incl. wrong passphrase);
+            3 environment failure or unverifiable (--source missing); 4 repository locked.
+"""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -35,7 +44,12 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="drbdverify", description="Independently verify a drbdbackup repository.")
+    p = _Parser(
+        prog="drbdverify",
+        description="Independently verify a drbdbackup repository (reads docs/format.md only).",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=EPILOG,
+    )
     p.add_argument("--repo", required=True, help="repository directory")
     p.add_argument("--volume-id", help="only this volume (default: every volume)")
     p.add_argument("--generation", default="latest", help="GEN, 'latest' (default) or 'all'")
@@ -150,7 +164,11 @@ def main(argv: list[str] | None = None) -> int:
     except VerifyError as e:
         if debug:
             traceback.print_exc()
-        sys.stderr.write(f"drbdverify: {str(e).removeprefix('drbdverify: ')}\n")
+        msg = str(e).removeprefix("drbdverify: ")
+        sys.stderr.write(f"drbdverify: {msg}\n")
+        if "--json" in argv:
+            sys.stdout.write(json.dumps({"ok": False, "verdict": "error", "error": msg,
+                                         "exit_code": e.exit_code}) + "\n")
         return e.exit_code
     except KeyboardInterrupt:
         sys.stderr.write("drbdverify: interrupted\n")
