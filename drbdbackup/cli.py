@@ -119,7 +119,7 @@ def cmd_init(args: argparse.Namespace) -> int:
 
 
 def cmd_backup(args: argparse.Namespace) -> int:
-    from drbdbackup.engine.backup import BackupRequest, run_backup
+    from drbdbackup.engine.backup import BackupRequest, audit_details, run_backup
 
     repo = _open_repo(args)
     if args.resource:
@@ -130,18 +130,22 @@ def cmd_backup(args: argparse.Namespace) -> int:
         with _controller(args) as ctl:
             results = backup_linstor(
                 repo, ctl, args.resource, volume_nr=args.volume_nr, node=args.node,
-                tracker=args.tracker, cluster=args.cluster,
+                tracker=args.tracker, cluster=args.cluster, defer_audit=bool(args.verify_sample),
             )
     else:
         if not args.file or not args.volume_id:
             raise UsageError("backup needs --resource RSC, or --file PATH with --volume-id ID")
-        req = BackupRequest(source_path=args.file, volume_id=args.volume_id, tracker=args.tracker)
+        req = BackupRequest(
+            source_path=args.file, volume_id=args.volume_id, tracker=args.tracker,
+            defer_audit=bool(args.verify_sample),
+        )
         results = [run_backup(repo, req)]
     out = []
     for res in results:
         d = res.to_dict()
         if args.verify_sample:
             d["verification"] = run_verifier(args, res.volume_id, res.generation, args.verify_sample)
+            repo.audit("backup", audit_details(res, d["verification"]))
         out.append(d)
     ok = all(d.get("verification", {}).get("ok", True) for d in out)
     obj = out[0] if len(out) == 1 else {"results": out}
@@ -177,14 +181,7 @@ def run_verifier(args: argparse.Namespace, volume_id: str, generation: str, samp
         err = proc.stderr.strip().splitlines()
         verdict = {"ok": False, "verdict": "error", "error": err[-1] if err else f"exit {proc.returncode}"}
     verdict["exit_code"] = proc.returncode
-    from drbdbackup.repo.audit import append
-
-    _open_repo(args)  # the repository must still open
-    append(_open_repo(args).backend, "verify", {
-        "volume_id": volume_id, "generation": generation, "after_backup": True,
-        "ok": verdict.get("ok"), "chunks_checked": verdict.get("chunks_checked"),
-        "chunks_failed": verdict.get("chunks_failed"), "sample": sample,
-    })
+    verdict["sample"] = sample
     return verdict
 
 

@@ -58,6 +58,7 @@ class BackupRequest:
     progress: bool | None = None
     workers: int = max(2, os.cpu_count() or 2)
     spot_check_seed: int | None = None
+    defer_audit: bool = False  # the caller appends the audit entry (e.g. with a verification verdict)
 
 
 @dataclass
@@ -292,5 +293,17 @@ def _backup_locked(
         for k in ("read_bytes", "changed_bytes", "stored_bytes", "new_chunks", "zero_chunks", "duration_s")
     }
     repo.write_record(rec)
-    repo.audit("backup", {k: v for k, v in result.to_dict().items() if k != "root"})
+    if not req.defer_audit:
+        repo.audit("backup", audit_details(result))
     return result
+
+
+def audit_details(result: BackupResult, verification: dict | None = None) -> dict:
+    """The backup audit entry's details (no secrets, no paths beyond the volume id)."""
+    details = {k: v for k, v in result.to_dict().items() if k != "root"}
+    if verification is not None:
+        details["verification"] = {
+            k: verification.get(k)
+            for k in ("ok", "verdict", "chunks_checked", "chunks_failed", "exit_code", "sample")
+        }
+    return details

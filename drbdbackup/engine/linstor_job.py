@@ -146,6 +146,7 @@ def backup_linstor(
     tracker: str = "auto",
     cluster: str = "linstor",
     progress: bool | None = None,
+    defer_audit: bool = False,
 ) -> list[BackupResult]:
     """Snapshot `rscs` together, back up every volume, then delete the previous snapshots."""
     if tracker == "thin-delta":
@@ -173,6 +174,7 @@ def backup_linstor(
                 native_map=native,
                 lineage=facts,
                 progress=progress,
+                defer_audit=defer_audit,
                 source_info={
                     "kind": "linstor",
                     "controller": ",".join(ctl.uris),
