@@ -417,6 +417,7 @@ class Verifier:
         if rec is None:
             return
         fails: dict[bytes, _Chunkfail] = {}
+        fails_len: dict[tuple[bytes, str], _Chunkfail] = {}
         bad = self.bad
         for pos, cid in self._walk(ci, rec, first=False):
             if cid == ZERO_ID:
@@ -428,11 +429,23 @@ class Verifier:
                 elif not self.repo.good_locations(cid, bad):
                     f = _Chunkfail("chunk-damaged", f"no intact copy ({self._no_copy_reason(cid)})",
                                    self._first_pack(cid))
-                else:
+                if f is not None:
+                    fails[cid] = f
+            if f is None:
+                s, e = chunk_range(pos, rec.size_bytes, rec.chunk_size)
+                plen = self.repo.locations[cid][0].plain_length
+                if plen == e - s:
                     continue
-                fails[cid] = f
+                key = (cid, "length")
+                lf = fails_len.get(key)
+                if lf is None:
+                    lf = fails_len[key] = _Chunkfail(
+                        "chunk-length", f"chunk is {plen} bytes but its position needs {e - s}",
+                        self._first_pack(cid))
+                lf.positions.append(pos)
+                continue
             f.positions.append(pos)
-        for cid, f in fails.items():
+        for cid, f in [*fails.items(), *((k[0], v) for k, v in fails_len.items())]:
             chk.failed_positions.update(f.positions)
             chk.findings.append(
                 Finding(f.kind, f.message, f.object, chk.volume_id, chk.generation, cid.hex(),

@@ -12,6 +12,7 @@ import hashlib
 import json
 import os
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -188,8 +189,13 @@ class SpecRepo:
         return b"DRBT" + bytes([level]) + bytes(3) + struct.pack("<I", len(ids)) + b"".join(ids)
 
     def backup(self, volume_id: str, data: bytes, *, mode: str = "full",
-               parent: str | None = None) -> Written:
-        """Back up ``data`` as a new generation of ``volume_id``."""
+               parent: str | None = None,
+               tamper: Callable[[list[bytes]], list[bytes]] | None = None) -> Written:
+        """Back up ``data`` as a new generation of ``volume_id``.
+
+        ``tamper`` may rewrite the chunk-id list before the tree is built (to build
+        well-formed trees with wrong content for tests).
+        """
         cs = self.chunk_size
         n = -(-len(data) // cs)
         new: list[tuple[int, bytes, bytes]] = []
@@ -204,6 +210,8 @@ class SpecRepo:
             if cid not in self.known:
                 self.known.add(cid)
                 new.append((0, cid, piece))
+        if tamper is not None:
+            chunk_ids = tamper(chunk_ids)
         levels: list[list[bytes]] = []
         ids = chunk_ids
         level = 0

@@ -576,3 +576,20 @@ def test_sampling_reads_only_needed_ranges(tmp_path: Any) -> None:
     full = pack_bytes_read(Selection("full"))
     assert sampled < total / 5  # TOCs, tree nodes (read twice) and ~4 chunks, not whole packs
     assert total <= full <= total * 1.2  # one sequential pass per pack (+ structure/tree reads)
+
+
+def test_chunk_of_the_wrong_length(tmp_path: Any) -> None:
+    repo = SpecRepo(str(tmp_path / "r"), fanout=4)
+    data = volume_bytes(6, CS, zero_every=0, partial=1000)
+
+    def swap(ids: list[bytes]) -> list[bytes]:
+        ids = list(ids)
+        ids[0], ids[-1] = ids[-1], ids[0]
+        return ids
+
+    w = repo.backup("v", data, tamper=swap)
+    r = run_verify("--repo", repo.path, "--json", "--sample", "0.01")
+    assert r.rc == 1
+    got = {f["chunk_id"]: f["byte_ranges"] for f in findings(r.json, "chunk-length")}
+    assert got == {w.chunk_ids[0].hex(): [[0, CS]],
+                   w.chunk_ids[-1].hex(): [[6 * CS, 6 * CS + 1000]]}
