@@ -65,6 +65,7 @@ class Run:
     cmd: list[str]
     wall_s: float
     rss_mib: float
+    cpu_s: float
     rc: int
     stdout: str
     stderr: str
@@ -126,6 +127,7 @@ def run(
             cmd,
             wall,
             ru.ru_maxrss / 1024.0,
+            ru.ru_utime + ru.ru_stime,
             p.returncode,
             out.read().decode(errors="replace"),
             err.read().decode(errors="replace"),
@@ -340,6 +342,7 @@ class Peers:
             b.put(f"{name}_{phase}_s", r.wall_s)
             b.put(f"{name}_{phase}_ratio", r.wall_s / b.metrics["dd_direct_read_s"])
             b.put(f"{name}_{phase}_rss_mib", r.rss_mib)
+            b.put(f"{name}_{phase}_cpu_s", r.cpu_s)
             size = du_mib(b.path(repo))
             if phase == "full":
                 self.size0[name] = size
@@ -380,6 +383,7 @@ def bench(b: Bench, peers: bool, check_restore: bool) -> None:
     b.put("drbd_full_inner_s", float(obj.get("duration_s", 0.0)))
     b.put("drbd_full_ratio", r.wall_s / ddr)
     b.put("drbd_full_rss_mib", r.rss_mib)
+    b.put("drbd_full_cpu_s", r.cpu_s)
     b.put("drbd_full_repo_mib", du_mib(b.path("R")))
     b.put("drbd_full_stored_mib", obj.get("stored_bytes", 0) / MIB)
     repo0 = b.metrics["drbd_full_repo_mib"]
@@ -410,6 +414,7 @@ def bench(b: Bench, peers: bool, check_restore: bool) -> None:
     b.put("drbd_incr_inner_s", float(obj.get("duration_s", 0.0)))
     b.put("drbd_incr_ratio", r.wall_s / ddr)
     b.put("drbd_incr_rss_mib", r.rss_mib)
+    b.put("drbd_incr_cpu_s", r.cpu_s)
     b.put("drbd_incr_changed_mib", obj.get("changed_bytes", 0) / MIB)
     b.put("drbd_incr_growth_mib", du_mib(b.path("R")) - repo0)
 
@@ -433,6 +438,7 @@ def bench(b: Bench, peers: bool, check_restore: bool) -> None:
         "drbd_restore_ratio", b.metrics["drbd_restore_mib_s"] / b.metrics["dd_direct_write_mib_s"]
     )
     b.put("drbd_restore_rss_mib", r.rss_mib)
+    b.put("drbd_restore_cpu_s", r.cpu_s)
     if check_restore:
         same = run(["cmp", "-s", img, b.path("out")], check=False).rc == 0
         b.info["restore_identical"] = same
@@ -464,6 +470,7 @@ def bench(b: Bench, peers: bool, check_restore: bool) -> None:
         b.put("drbd_verify_s", r.wall_s)
         b.put("drbd_verify_ratio", r.wall_s / ddr)
         b.put("drbd_verify_rss_mib", r.rss_mib)
+        b.put("drbd_verify_cpu_s", r.cpu_s)
         try:
             vobj = json.loads(r.stdout)
             b.info["verify_chunks_checked"] = vobj.get("chunks_checked")
@@ -485,6 +492,13 @@ def bench(b: Bench, peers: bool, check_restore: bool) -> None:
 
     print("[11/11] dd read again (noise check)", file=sys.stderr, flush=True)
     b.put("dd_direct_read2_s", dd_read(b, img))
+    d1, d2 = b.metrics["dd_direct_read_s"], b.metrics["dd_direct_read2_s"]
+    if max(d1, d2) > 1.25 * min(d1, d2):
+        b.note(
+            f"the two dd reads differ ({d1:.2f} s vs {d2:.2f} s): the machine is noisy "
+            f"(load average {os.getloadavg()[0]:.1f} at the end), ratios to dd are unreliable; "
+            "compare the CPU s column too"
+        )
 
 
 # ---------------------------------------------------------------- reporting
@@ -512,12 +526,13 @@ def verdicts(b: Bench, peers: bool) -> list[tuple[str, str, str]]:
         out.append(("growth", "SKIP", f"incremental repo growth vs borg/restic: {why}"))
     else:
         best = min(peer.values())
-        detail = ", ".join(f"{k} {v:.1f}" for k, v in peer.items())
+        detail = ", ".join(f"{k} {v:.2f}" for k, v in peer.items())
         out.append(
             (
                 "growth",
                 "PASS" if growth <= best else "MISS",
-                f"incremental repo growth = {growth:.1f} MiB (target <= min of peers: {detail})",
+                f"incremental repo growth = {growth:.2f} MiB, {growth - best:+.2f} MiB vs the best peer "
+                f"(target <= min of peers: {detail})",
             )
         )
     return out
@@ -526,78 +541,50 @@ def verdicts(b: Bench, peers: bool) -> list[tuple[str, str, str]]:
 def table(b: Bench) -> str:
     m = b.metrics
 
-    def row(label: str, secs: str, rel: str, rss: str, repo: str) -> str:
-        return f"{label:<28} {secs:>9} {rel:>9} {rss:>9} {repo:>12}"
+    def row(label: str, secs: str, rel: str, cpu: str, rss: str, repo: str) -> str:
+        return f"{label:<28} {secs:>9} {rel:>9} {cpu:>9} {rss:>9} {repo:>12}"
 
     def g(k: str, f: str = "{:.2f}") -> str:
         return f.format(m[k]) if k in m else "-"
 
+    def step(label: str, key: str, repo: str = "", rel: str = "") -> str:
+        return row(
+            label,
+            g(f"{key}_s"),
+            rel or g(f"{key}_ratio"),
+            g(f"{key}_cpu_s", "{:.1f}"),
+            g(f"{key}_rss_mib", "{:.0f}"),
+            repo,
+        )
+
     lines = [
         f"drbdbackup benchmark: {b.size_mib} MiB mixed image (random/zero/text/text per MiB), "
         f"{os.cpu_count()} CPUs, {platform.machine()}",
-        f"dd iflag=direct read: {g('dd_direct_read_s')} s ({g('dd_direct_read_mib_s', '{:.0f}')} MiB/s);"
-        f" dd oflag=direct write: {g('dd_direct_write_s')} s ({g('dd_direct_write_mib_s', '{:.0f}')} MiB/s);"
-        f" second dd read: {g('dd_direct_read2_s')} s",
+        f"dd iflag=direct read: {g('dd_direct_read_s')} s "
+        f"({g('dd_direct_read_mib_s', '{:.0f}')} MiB/s); "
+        f"dd oflag=direct write: {g('dd_direct_write_s')} s "
+        f"({g('dd_direct_write_mib_s', '{:.0f}')} MiB/s); "
+        f"second dd read: {g('dd_direct_read2_s')} s",
         "",
-        row("step", "time s", "x dd", "RSS MiB", "repo MiB"),
-        row("-" * 28, "-" * 9, "-" * 9, "-" * 9, "-" * 12),
-        row(
-            "drbdbackup full",
-            g("drbd_full_s"),
-            g("drbd_full_ratio"),
-            g("drbd_full_rss_mib", "{:.0f}"),
-            g("drbd_full_repo_mib", "{:.1f}"),
-        ),
-        row(
-            "drbdbackup incr (checksum)",
-            g("drbd_incr_s"),
-            g("drbd_incr_ratio"),
-            g("drbd_incr_rss_mib", "{:.0f}"),
-            "+" + g("drbd_incr_growth_mib", "{:.1f}"),
-        ),
+        row("step", "time s", "x dd", "CPU s", "RSS MiB", "repo MiB"),
+        row("-" * 28, "-" * 9, "-" * 9, "-" * 9, "-" * 9, "-" * 12),
+        step("drbdbackup full", "drbd_full", g("drbd_full_repo_mib", "{:.1f}")),
+        step("drbdbackup incr (checksum)", "drbd_incr", "+" + g("drbd_incr_growth_mib", "{:.1f}")),
     ]
     for p in ("restic", "borg4m", "borg1m"):
         if f"{p}_full_s" in m:
-            lines.append(
-                row(
-                    f"{p} full",
-                    g(f"{p}_full_s"),
-                    g(f"{p}_full_ratio"),
-                    g(f"{p}_full_rss_mib", "{:.0f}"),
-                    g(f"{p}_full_mib", "{:.1f}"),
-                )
-            )
+            lines.append(step(f"{p} full", f"{p}_full", g(f"{p}_full_mib", "{:.1f}")))
         if f"{p}_incr_s" in m:
-            lines.append(
-                row(
-                    f"{p} incr",
-                    g(f"{p}_incr_s"),
-                    g(f"{p}_incr_ratio"),
-                    g(f"{p}_incr_rss_mib", "{:.0f}"),
-                    "+" + g(f"{p}_incr_growth_mib", "{:.1f}"),
-                )
-            )
+            lines.append(step(f"{p} incr", f"{p}_incr", "+" + g(f"{p}_incr_growth_mib", "{:.1f}")))
+    rel = g("drbd_restore_ratio") + "w" if "drbd_restore_ratio" in m else "-"
+    lines.append(step("drbdbackup restore", "drbd_restore", "", rel))
     lines.append(
-        row(
-            "drbdbackup restore",
-            g("drbd_restore_s"),
-            g("drbd_restore_ratio") + "w" if "drbd_restore_ratio" in m else "-",
-            g("drbd_restore_rss_mib", "{:.0f}"),
-            "",
-        )
+        step("drbdverify --sample 0.05", "drbd_verify", "", g("drbd_verify_ratio", "{:.3f}"))
     )
     lines.append(
-        row(
-            "drbdverify --sample 0.05",
-            g("drbd_verify_s"),
-            g("drbd_verify_ratio", "{:.3f}"),
-            g("drbd_verify_rss_mib", "{:.0f}"),
-            "",
-        )
-    )
-    lines.append(
-        "(x dd = time / dd read time; restore 'w' = throughput / dd write throughput; "
-        "borg4m = fixed 4 MiB lz4, borg1m = fixed 1 MiB zstd,1; repo MiB = allocated blocks)"
+        "(x dd = time / dd read time; restore 'w' = throughput / dd write throughput; CPU s = "
+        "user+sys of the command; borg4m = fixed 4 MiB lz4, borg1m = fixed 1 MiB zstd,1; "
+        "repo MiB = allocated blocks)"
     )
     return "\n".join(lines)
 
@@ -643,6 +630,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.no_drop_caches and os.geteuid() != 0:
         b.drop = False
         b.note("not root: the page cache is not dropped between steps (timings may be cache-warm)")
+    b.info["loadavg_start"] = round(os.getloadavg()[0], 2)
     b.info.update(
         python=platform.python_version(),
         cpus=os.cpu_count(),

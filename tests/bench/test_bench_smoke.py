@@ -20,12 +20,14 @@ METRICS = [
     "drbd_full_inner_s",
     "drbd_full_ratio",
     "drbd_full_rss_mib",
+    "drbd_full_cpu_s",
     "drbd_full_repo_mib",
     "drbd_full_stored_mib",
     "drbd_incr_s",
     "drbd_incr_inner_s",
     "drbd_incr_ratio",
     "drbd_incr_rss_mib",
+    "drbd_incr_cpu_s",
     "drbd_incr_changed_mib",
     "drbd_incr_growth_mib",
     "dd_direct_write_s",
@@ -35,10 +37,16 @@ METRICS = [
     "drbd_restore_mib_s",
     "drbd_restore_ratio",
     "drbd_restore_rss_mib",
+    "drbd_restore_cpu_s",
     "drbd_peak_rss_mib",
     "dd_direct_read2_s",
 ]
-VERIFY_METRICS = ["drbd_verify_s", "drbd_verify_ratio", "drbd_verify_rss_mib"]
+VERIFY_METRICS = [
+    "drbd_verify_s",
+    "drbd_verify_ratio",
+    "drbd_verify_rss_mib",
+    "drbd_verify_cpu_s",
+]
 TARGETS = ["full", "incr", "restore", "verify", "rss", "growth"]
 
 
