@@ -5,17 +5,25 @@ from __future__ import annotations
 
 import os
 import secrets
+import subprocess
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from drbdbackup.engine.backup import BackupRequest, BackupResult, NativeMap, run_backup
-from drbdbackup.errors import IntegrityError, UsageError
+from drbdbackup.errors import IntegrityError, SourceUnavailable, UsageError
 from drbdbackup.linstor.client import Controller, Replica, SnapshotInfo, UnknownResource
 from drbdbackup.linstor.paths import snapshot_data_path
 from drbdbackup.repo.records import GenerationRecord
 from drbdbackup.repo.repository import Repository
 from drbdbackup.tracking.changemap import positions_for_ranges
 from drbdbackup.tracking.reflink import FiemapUnsupported, changed_ranges, fiemap
+from drbdbackup.tracking.thindelta import (
+    ThinDeltaError,
+    reserved_metadata_snapshot,
+    run_thin_delta,
+    thin_delta_map,
+    thin_id,
+)
 
 SNAPSHOT_PREFIX = "drbdbackup-"
 UP_TO_DATE = "UpToDate"
@@ -125,15 +133,47 @@ def _lineage(
 
 
 def _native_map(
-    tracker: str, kind: str, parent_path: str | None, cur_path: str, size: int, chunk_size: int
+    tracker: str, src: VolumeSource, parent_snap: str | None, parent_path: str | None,
+    snap: str, cur_path: str, chunk_size: int,
 ) -> NativeMap | None:
-    if tracker not in ("auto", "reflink") or parent_path is None or kind not in ("FILE", "FILE_THIN"):
+    """Reflink extents (FILE*) or thin_delta (LVM_THIN); None when unavailable (checksum then)."""
+    kind, size = src.replica.provider_kind, src.replica.usable_bytes
+    if parent_path is None or parent_snap is None:
         return None
-    try:
-        ranges = changed_ranges(fiemap(parent_path), fiemap(cur_path), size)
-    except FiemapUnsupported:
-        return None
-    return NativeMap("reflink", positions_for_ranges(ranges, chunk_size, size))
+    if tracker in ("auto", "reflink") and kind in ("FILE", "FILE_THIN"):
+        try:
+            ranges = changed_ranges(fiemap(parent_path), fiemap(cur_path), size)
+        except FiemapUnsupported:
+            return None
+        return NativeMap("reflink", positions_for_ranges(ranges, chunk_size, size))
+    if tracker in ("auto", "thin-delta") and kind == "LVM_THIN" and "/" in src.backing_object:
+        vg, pool = src.backing_object.split("/", 1)
+        base = f"{src.resource}_{src.replica.volume_number:05d}"
+        try:
+            with reserved_metadata_snapshot(vg, pool) as tmeta:
+                delta = run_thin_delta(
+                    tmeta, thin_id(f"{vg}/{base}_{parent_snap}"), thin_id(f"{vg}/{base}_{snap}"),
+                    metadata_snap=True,
+                )
+        except (ThinDeltaError, OSError):
+            return None
+        return NativeMap("thin-delta", thin_delta_map(delta, size, chunk_size))
+    return None
+
+
+def _ensure_readable(kind: str, path: str) -> None:
+    """LVM thin snapshots carry the activation-skip flag: activate them (`lvchange -ay -K`)."""
+    if os.path.exists(path):
+        return
+    if kind == "LVM_THIN":
+        lv = path[len("/dev/") :]
+        proc = subprocess.run(["lvchange", "-ay", "-K", lv], capture_output=True, text=True)
+        if proc.returncode == 0 and os.path.exists(path):
+            return
+    raise SourceUnavailable(
+        f"snapshot data {path} is not readable on this host (is the agent running on the node "
+        "that holds the snapshot?)"
+    )
 
 
 def backup_linstor(
@@ -149,8 +189,6 @@ def backup_linstor(
     defer_audit: bool = False,
 ) -> list[BackupResult]:
     """Snapshot `rscs` together, back up every volume, then delete the previous snapshots."""
-    if tracker == "thin-delta":
-        raise UsageError("tracker thin-delta needs an LVM_THIN pool; use auto or checksum here")
     sources = resolve_sources(ctl, rscs, volume_nr, node, cluster)
     snap = snapshot_name()
     nodes = sorted({s.replica.node for s in sources})
@@ -163,13 +201,15 @@ def backup_linstor(
             rep = src.replica
             info = infos[src.resource]
             path = snapshot_data_path(rep.provider_kind, src.backing_object, src.resource, rep.volume_number, snap)
+            _ensure_readable(rep.provider_kind, path)
             parent = _latest(repo, src.volume_id)
             facts, parent_path = _lineage(ctl, src, parent)
-            native = _native_map(tracker, rep.provider_kind, parent_path, path, rep.usable_bytes, repo.chunk_size)
+            parent_snap = parent.source.get("snapshot") if parent else None
+            native = _native_map(tracker, src, parent_snap, parent_path, snap, path, repo.chunk_size)
             req = BackupRequest(
                 source_path=path,
                 volume_id=src.volume_id,
-                tracker="auto" if tracker == "reflink" else tracker,
+                tracker="auto" if tracker in ("reflink", "thin-delta") else tracker,
                 size_limit=rep.usable_bytes,
                 native_map=native,
                 lineage=facts,
