@@ -28,12 +28,19 @@ def _pid_running(pid: int) -> bool:
 
 
 def is_stale(lock: dict[str, Any], now: datetime, hostname: str) -> bool:
-    """Expired, or held by a dead process on this host."""
+    """Expired, or held by a dead process on this host.
+
+    An ``expires`` that cannot be parsed does not make a lock stale: a lock we cannot read is
+    respected. A timestamp without an offset is taken as UTC.
+    """
     try:
-        if datetime.fromisoformat(str(lock["expires"])) < now:
+        expires = datetime.fromisoformat(str(lock["expires"]))
+        if expires.tzinfo is None:
+            expires = expires.replace(tzinfo=UTC)
+        if expires < now:
             return True
     except (KeyError, ValueError, TypeError):
-        return True
+        pass
     pid = lock.get("pid")
     return lock.get("hostname") == hostname and isinstance(pid, int) and not _pid_running(pid)
 

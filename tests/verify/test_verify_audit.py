@@ -46,3 +46,22 @@ def test_put_exclusive_never_overwrites(tmp_path: Any) -> None:
     assert store.put_exclusive("audit/000000000001", b"a")
     assert not store.put_exclusive("audit/000000000001", b"b")
     assert (tmp_path / "audit" / "000000000001").read_bytes() == b"a"
+
+
+def test_lock_staleness_rules() -> None:
+    import socket
+    from datetime import UTC, datetime, timedelta
+
+    from verify.lock import is_stale
+
+    now = datetime.now(UTC)
+    host = socket.gethostname()
+    future = (now + timedelta(minutes=5)).isoformat()
+    assert is_stale({"expires": (now - timedelta(seconds=1)).isoformat()}, now, "h")
+    assert not is_stale({"expires": future, "hostname": "other", "pid": 1}, now, host)
+    assert is_stale({"expires": future, "hostname": host, "pid": 2**22 + 12345}, now, host)
+    assert not is_stale({"expires": "not a time", "hostname": "other"}, now, host)
+    naive = (now + timedelta(minutes=5)).replace(tzinfo=None).isoformat()
+    assert not is_stale({"expires": naive}, now, host)
+    assert not is_stale({"expires": (now + timedelta(minutes=5)).strftime("%Y-%m-%dT%H:%M:%SZ")},
+                        now, host)
