@@ -121,6 +121,20 @@ def snapshot_tree(repo: str | os.PathLike, prefixes: tuple[str, ...]) -> dict[st
     return out
 
 
+def full_snapshot(repo: str | os.PathLike) -> dict[str, bytes]:
+    """Every file below the repository (locks and tmp files included), by content."""
+    return {name: Path(repo, name).read_bytes() for name in repo_files(repo)}
+
+
+def assert_untouched(repo: str | os.PathLike, before: dict[str, bytes]) -> None:
+    """Nothing was added, removed or changed (no leftover lock, tmp file or half object)."""
+    after = full_snapshot(repo)
+    added = sorted(set(after) - set(before))
+    removed = sorted(set(before) - set(after))
+    changed = sorted(n for n in set(before) & set(after) if before[n] != after[n])
+    assert not (added or removed or changed), f"added {added}, removed {removed}, changed {changed}"
+
+
 @dataclass
 class Scenario:
     """A repository with known generations, a source file, and the checks every case ends with."""
