@@ -1,0 +1,117 @@
+"""Lineage invalidation (DESIGN section 5): each cause forces a full backup with a reason that
+names it, the data still restores byte-identical, and the next backup is incremental again."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from fixtures import workload
+from fixtures.sandbox import Sandbox
+from tests.helpers import files_equal, run_cli
+from tests.linstor.lsupport import (
+    Ctx,
+    MiB,
+    changed_bytes_for,
+    expected_tracker,
+    read_range,
+    save_copy,
+)
+
+SIZE = 6 * MiB
+
+
+@pytest.fixture(scope="module")
+def ctx(auto_sandbox: Sandbox, tmp_path_factory: pytest.TempPathFactory) -> Ctx:
+    """One repository for the module; every case has its own resource (volume ids differ)."""
+    return Ctx(auto_sandbox, tmp_path_factory.mktemp("lineage") / "repo").init()
+
+
+def _delete_snapshot(keep_definition: bool) -> Callable[[Ctx, str, str], None]:
+    def cause(c: Ctx, rsc: str, snap: str) -> None:
+        c.sb.action("delete_snapshot_out_of_band", resource=rsc, snapshot=snap,
+                    keep_definition=keep_definition)
+    return cause
+
+
+def _recreate(c: Ctx, rsc: str, snap: str) -> None:
+    c.sb.action("recreate_resource_definition", resource=rsc, keep_data=True)
+
+
+def _resize(c: Ctx, rsc: str, snap: str) -> None:
+    c.sb.action("resize_volume", resource=rsc, volume_number=0, size_kib=(SIZE + 2 * MiB) // 1024)
+
+
+def _outdate(c: Ctx, rsc: str, snap: str) -> None:
+    c.sb.action("set_disk_state", resource=rsc, node="node-a", disk_state="Outdated")
+
+
+def _heal(c: Ctx, rsc: str) -> None:
+    c.sb.action("set_disk_state", resource=rsc, node="node-a", disk_state="UpToDate")
+
+
+# (cause, map_validity, words the fallback_reason must contain, undo before the next backup)
+CASES = {
+    "snapshot-deleted": (_delete_snapshot(False), "parent-snapshot-missing", ["snapshot"], None),
+    "snapshot-files-deleted": (_delete_snapshot(True), "parent-snapshot-missing", ["snapshot"], None),
+    "resource-recreated": (_recreate, "resource-recreated", ["uuid"], None),
+    "volume-resized": (_resize, "size-changed", ["size"], None),
+    "replica-outdated": (_outdate, "replica-not-uptodate", ["UpToDate"], _heal),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_lineage_invalidation_forces_full_then_incremental(
+    case: str, ctx: Ctx, auto_sandbox: Sandbox, tmp_path: Path
+) -> None:
+    cause, validity, words, undo = CASES[case]
+    sb = auto_sandbox
+    rsc = "ln" + case.replace("-", "")[:20]
+    vid = f"linstor.{rsc}.0"
+    sb.create_resource(rsc, [SIZE], nodes=["node-a"])
+    ctx.add_diskless(rsc, "node-b")  # node-a stays the only diskful replica
+    dev, usable, _b = ctx.device(rsc)
+    workload.sequential_run(dev, 0, 3 * MiB, seed=1)
+
+    (first,) = ctx.backup(rsc)
+    assert first["mode"] == "full" and first["fallback_reason"] is None
+    snap = ctx.assert_only_newest_snapshot(rsc, [first])
+
+    cause(ctx, rsc, snap)
+    dev, usable, _b = ctx.device(rsc)  # the size may have changed
+    workload.scattered_writes(dev, 3, seed=2, size=usable)
+    (second,) = ctx.backup(rsc)
+    assert second["mode"] == "full", second
+    assert second["tracker"] == "full"
+    assert second["map_validity"] == validity, second
+    reason = second["fallback_reason"] or ""
+    assert all(w.lower() in reason.lower() for w in words), reason
+    assert second["parent"] is None
+    assert second["size_bytes"] == usable
+    ctx.assert_only_newest_snapshot(rsc, [second])
+    at_second = save_copy(dev, usable, tmp_path / "second.img")
+    listed = run_cli("list", "--repo", str(ctx.repo), "--volume-id", vid, "--json").stdout
+    assert second["fallback_reason"] in listed  # the reason is recorded with the generation
+
+    if undo is not None:
+        undo(ctx, rsc)
+    touched = workload.scattered_writes(dev, 2, seed=3, size=usable)
+    (third,) = ctx.backup(rsc)
+    assert third["mode"] == "incremental", third
+    assert third["fallback_reason"] is None and third["parent"] == second["generation"]
+    if sb.mounted:
+        assert third["tracker"] == expected_tracker(sb)
+    assert third["changed_bytes"] == changed_bytes_for(touched, usable)
+    ctx.assert_only_newest_snapshot(rsc, [third])
+
+    # the fallback generation and the incremental on top of it restore byte-identical
+    out = tmp_path / "restored-second.img"
+    run_cli("restore", "--repo", str(ctx.repo), "--volume-id", vid, "--generation",
+            second["generation"], "--target", str(out))
+    assert files_equal(out, at_second)
+    ctx.restore(vid, f"{rsc}r")
+    rdev, rusable, _rb = ctx.device(f"{rsc}r")
+    assert rusable == usable
+    assert read_range(rdev, usable) == read_range(dev, usable)
