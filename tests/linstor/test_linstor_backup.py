@@ -131,9 +131,6 @@ def test_incremental_changed_bytes_are_the_touched_chunks(two_volume: dict, sb: 
                 assert r["read_bytes"] < usable
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: linstor_job._native_map uses the reflink tracker "
-                   "whenever FIEMAP works, even when the snapshots are full copies that share "
-                   "no extent (filesystem without reflink); it should fall back to checksum")
 def test_tracker_is_checksum_without_reflink(two_volume: dict, sb: Sandbox) -> None:
     state = json.loads((sb.state_dir / "cluster.json").read_text())
     snap = two_volume["snaps"][-1]
