@@ -3,7 +3,8 @@
 Test-only wrapper (not a test module). Environment:
 
 DRBDBACKUP_TEST_FAULTS  JSON list of {"op", "pattern", "error", "message", "after", "repeat"}:
-                        FaultyBackend faults; `error` names a class in drbdbackup.errors.
+                        FaultyBackend faults; `error` names a class in drbdbackup.errors
+                        (or a builtin such as KeyboardInterrupt).
 DRBDBACKUP_TEST_KILL    JSON {"op", "pattern", "after", "when": "before"|"after"}: SIGKILL this
                         process right before / right after the (after+1)-th matching call
                         succeeds - a crash with no cleanup at an exact step.
@@ -12,6 +13,7 @@ DRBDBACKUP_TEST_PACK_BYTES  close packs at this many bytes (to get several packs
 
 from __future__ import annotations
 
+import builtins
 import json
 import os
 import re
@@ -71,7 +73,8 @@ _original_backend_for = repo_open.backend_for
 def backend_for(location: str, *, create: bool = False):
     backend = KillingBackend(_original_backend_for(location, create=create))
     for f in FAULTS:
-        error = getattr(errors, f["error"])(f.get("message", f"injected {f['error']}"))
+        cls = getattr(errors, f["error"], None) or getattr(builtins, f["error"])
+        error = cls(f.get("message", f"injected {f['error']}"))
         backend.add_fault(f["op"], f["pattern"], error, f.get("repeat", 1), f.get("after", 0))
     return backend
 
