@@ -257,3 +257,49 @@ def test_controller_killed_mid_backup(controller_killed: dict) -> None:
 def test_controller_killed_mid_backup_leaves_no_stray_snapshot(controller_killed: dict) -> None:
     r = controller_killed
     assert len(r["snaps_after_next"]) == 1, r["snaps_after_next"]
+
+
+def test_snapshot_failing_half_way_through_a_group(sb: Sandbox, tokens: dict[str, str],
+                                                   tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Group hwa+hwb; hwb reads from node-b (its node-a replica is Outdated), so the group is
+    snapshotted on node-a, then node-b; node-b fails after node-a's snapshot was taken."""
+    c = Ctx(sb, tmp_path_factory.mktemp("halfway") / "repo",
+            conn=["--token", tokens["good"], "--allow-insecure"]).init()
+    for i, rsc in enumerate(("hwa", "hwb")):
+        sb.create_resource(rsc, [2 * MiB], nodes=["node-a", "node-b"])
+        for node in ("node-a", "node-b"):
+            dev, usable, _b = c.device(rsc, node)
+            workload.sequential_run(dev, 0, usable, seed=10 + i)
+    sb.action("set_disk_state", resource="hwb", node="node-a", disk_state="Outdated")
+    first = c.backup("hwa", "hwb")
+    nodes = {r["volume_id"]: c.record_source(r["volume_id"], r["generation"])["node"] for r in first}
+    assert nodes == {"linstor.hwa.0": "node-a", "linstor.hwb.0": "node-b"}
+    snaps_before, repo_before = c.snapshots(), c.repo_state()
+    assert {k: len(v) for k, v in snaps_before.items() if k in ("hwa", "hwb")} == {"hwa": 1, "hwb": 1}
+
+    sb.set_faults(snapshot_fail_on_node="node-b")
+    try:
+        proc = c.backup_proc("hwa", "hwb")
+    finally:
+        sb.set_faults(reset=True)
+    line = assert_one_error_line(proc, 3)
+    assert "node-b" in line
+    assert c.snapshots() == snaps_before
+    assert c.repo_state() == repo_before
+    c.check()
+
+    second = c.backup("hwa", "hwb")
+    assert [r["mode"] for r in second] == ["incremental", "incremental"]
+    assert [r["parent"] for r in second] == [r["generation"] for r in first]
+    for rsc in ("hwa", "hwb"):
+        c.assert_only_newest_snapshot(rsc, second)
+
+
+def test_slow_controller_still_succeeds(base: Ctx) -> None:
+    base.sb.set_faults(slow_ms=150)
+    try:
+        results = base.backup("flt")
+    finally:
+        base.sb.set_faults(reset=True)
+    assert [r["mode"] for r in results] == ["incremental", "incremental"]
+    base.assert_only_newest_snapshot("flt", results)
