@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,7 +14,12 @@ from fixtures.sandbox import Sandbox, xfs_possible
 def start_sandbox(workdir: Path, mode: str, token: str = "") -> Sandbox:
     """mode "xfs": XFS reflink pool on a loop device (skips when impossible);
     "plain": plain directory, no loop devices (device_path is the .img file itself);
-    "auto": XFS when possible, else plain."""
+    "auto": XFS when possible, else plain.
+    LINSTOR_TEST_SANDBOX=plain forces the non-root path (no XFS, no loop devices) as root."""
+    if os.environ.get("LINSTOR_TEST_SANDBOX") == "plain" and mode != "plain":
+        if mode == "xfs":
+            pytest.skip("XFS reflink pool disabled by LINSTOR_TEST_SANDBOX=plain")
+        mode = "plain"
     if mode == "xfs":
         possible, why = xfs_possible()
         if not possible:
