@@ -54,6 +54,8 @@ def read_password(args: argparse.Namespace) -> str | None:
                 return f.read().rstrip("\r\n")
         except OSError as exc:
             raise UsageError(f"cannot read password file {args.password_file}: {exc.strerror}") from None
+        except UnicodeDecodeError:
+            raise UsageError(f"password file {args.password_file} is not UTF-8 text") from None
     return os.environ.get("DRBDBACKUP_PASSWORD") or None
 
 

@@ -16,7 +16,7 @@ from drbdbackup.linstor.paths import snapshot_data_path
 from drbdbackup.repo.records import GenerationRecord
 from drbdbackup.repo.repository import Repository
 from drbdbackup.tracking.changemap import positions_for_ranges
-from drbdbackup.tracking.reflink import FiemapUnsupported, changed_ranges, fiemap
+from drbdbackup.tracking.reflink import FiemapUnsupported, changed_ranges, fiemap, shared_bytes
 from drbdbackup.tracking.thindelta import (
     ThinDeltaError,
     reserved_metadata_snapshot,
@@ -142,10 +142,12 @@ def _native_map(
         return None
     if tracker in ("auto", "reflink") and kind in ("FILE", "FILE_THIN"):
         try:
-            ranges = changed_ranges(fiemap(parent_path), fiemap(cur_path), size)
+            old, new = fiemap(parent_path), fiemap(cur_path)
         except FiemapUnsupported:
             return None
-        return NativeMap("reflink", positions_for_ranges(ranges, chunk_size, size))
+        if not shared_bytes(old, new, size):
+            return None  # full copies, not reflinks (a filesystem without reflink): checksum
+        return NativeMap("reflink", positions_for_ranges(changed_ranges(old, new, size), chunk_size, size))
     if tracker in ("auto", "thin-delta") and kind == "LVM_THIN" and "/" in src.backing_object:
         vg, pool = src.backing_object.split("/", 1)
         base = f"{src.resource}_{src.replica.volume_number:05d}"
@@ -191,8 +193,11 @@ def backup_linstor(
     """Snapshot `rscs` together, back up every volume, then delete the previous snapshots."""
     sources = resolve_sources(ctl, rscs, volume_nr, node, cluster)
     snap = snapshot_name()
-    nodes = sorted({s.replica.node for s in sources})
-    ctl.create_snapshot(list(dict.fromkeys(rscs)), snap, nodes)
+    groups = list(dict.fromkeys(rscs))
+    # One resource: snapshot only where we read. A group: every diskful node (the controller
+    # skips diskless ones), since the chosen nodes differ per resource.
+    nodes = sorted({s.replica.node for s in sources}) if len(groups) == 1 else []
+    ctl.create_snapshot(groups, snap, nodes)
     results: list[BackupResult] = []
     old_snapshots: set[tuple[str, str]] = set()
     try:

@@ -79,10 +79,17 @@ def _open_target(target: str, size: int, force: bool) -> tuple[int, bool, str]:
     if not os.path.isdir(parent):
         raise EnvironmentFailure(f"directory {parent} for the restore target does not exist")
     tmp = f"{target}.drbdbackup-partial"
+    fd = -1
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         os.ftruncate(fd, size)
     except OSError as exc:
+        if fd >= 0:
+            os.close(fd)
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
         if exc.errno in (errno.ENOSPC, errno.EFBIG):
             raise DiskFull(f"no room for {size} bytes at {target}") from None
         raise EnvironmentFailure(f"cannot create {target}: {exc.strerror}") from None

@@ -11,7 +11,7 @@ from drbdbackup.repo.backend import Backend
 from drbdbackup.repo.records import iso, now
 
 GENESIS = "0" * 64
-EVENTS = {"init", "backup", "restore", "verify", "prune", "check", "failure", "quarantine"}
+EVENTS = {"init", "backup", "restore", "verify", "prune", "check", "failure", "quarantine", "lock"}
 
 
 def entry_name(seq: int) -> str:

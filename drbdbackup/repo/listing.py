@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from drbdbackup.errors import IntegrityError
 from drbdbackup.repo.crypto import ZERO_ID
+from drbdbackup.repo.records import check_volume_id
 from drbdbackup.repo.repository import Repository
 
 
 def list_generations(repo: Repository, volume_id: str | None = None) -> list[dict]:
     """Oldest first. `damaged` when a referenced blob has no good (non-quarantined) copy."""
+    if volume_id is not None:
+        check_volume_id(volume_id)
     repo.load_index()
     volumes = [volume_id] if volume_id else repo.volumes()
     out: list[dict] = []

@@ -19,7 +19,12 @@ def backend_for(location: str, *, create: bool = False) -> Backend:
         raise UsageError(f"unsupported repository location {location!r}: use a directory or s3://")
     path = os.path.abspath(location)
     if create:
-        os.makedirs(path, exist_ok=True)
+        if os.path.exists(path) and not os.path.isdir(path):
+            raise UsageError(f"cannot create a repository at {path}: it exists and is not a directory")
+        try:
+            os.makedirs(path, exist_ok=True)
+        except OSError as exc:
+            raise UsageError(f"cannot create a repository at {path}: {exc.strerror}") from None
     elif not os.path.isdir(path):
         raise NotARepository(f"{path} is not a drbdbackup repository (no such directory)")
     return LocalBackend(path)

@@ -99,7 +99,7 @@ def run_prune(
                 repo.backend.delete(name)
         for p in doomed:
             repo.backend.delete(pack_name(p))
-        staging_cleanup(repo.backend)
+        staging_cleanup(repo.backend, older_than_s=0)  # the exclusive lock rules out writers
         repo.audit("prune", report.to_dict())
     return report
 

@@ -11,6 +11,7 @@ import array
 import fcntl
 import os
 import struct
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 FS_IOC_FIEMAP = 0xC020660B
@@ -81,21 +82,32 @@ def _physical_at(extents: list[Extent], pos: int, idx: int) -> tuple[int | None,
     return HOLE, nxt, idx
 
 
-def changed_ranges(old: list[Extent], new: list[Extent], size: int) -> list[tuple[int, int]]:
-    """Byte ranges in [0, size) whose data may differ between the two files."""
+def _segments(old: list[Extent], new: list[Extent], size: int) -> Iterator[tuple[int, int, bool, bool]]:
+    """Yield (start, end, same) runs over [0, size): same = both holes or same physical address."""
     old = sorted(old, key=lambda e: e.logical)
     new = sorted(new, key=lambda e: e.logical)
-    out: list[tuple[int, int]] = []
     pos = io = inew = 0
     while pos < size:
         p_old, end_old, io = _physical_at(old, pos, io)
         p_new, end_new, inew = _physical_at(new, pos, inew)
         end = min(end_old, end_new, size)
-        same = p_old is not None and p_old == p_new
-        if not same:
-            if out and out[-1][0] + out[-1][1] == pos:
-                out[-1] = (out[-1][0], out[-1][1] + end - pos)
-            else:
-                out.append((pos, end - pos))
+        yield pos, end, p_old is not None and p_old == p_new, p_old == HOLE
         pos = end
+
+
+def changed_ranges(old: list[Extent], new: list[Extent], size: int) -> list[tuple[int, int]]:
+    """Byte ranges in [0, size) whose data may differ between the two files."""
+    out: list[tuple[int, int]] = []
+    for pos, end, same, _hole in _segments(old, new, size):
+        if same:
+            continue
+        if out and out[-1][0] + out[-1][1] == pos:
+            out[-1] = (out[-1][0], out[-1][1] + end - pos)
+        else:
+            out.append((pos, end - pos))
     return out
+
+
+def shared_bytes(old: list[Extent], new: list[Extent], size: int) -> int:
+    """Bytes both files map to the same physical blocks (0: they are not reflinks of each other)."""
+    return sum(end - pos for pos, end, same, hole in _segments(old, new, size) if same and not hole)
