@@ -162,10 +162,17 @@ class LocalStore:
             raise EnvironmentFailure(f"cannot delete {name}: {e.strerror}") from None
 
 
-def open_store(repo: str) -> LocalStore:
-    """Open REPO (a directory). ``s3://`` is recognised but not yet implemented here."""
+def open_store(repo: str) -> Store:
+    """Open REPO: a directory or ``s3://bucket/prefix``."""
     if repo.startswith("s3://"):
-        raise UsageError("drbdverify: s3:// repositories are not supported yet; sync to a directory")
+        from .s3store import S3Store
+
+        store = S3Store(repo)
+        try:
+            store.get("config")
+        except ObjectMissing:
+            raise UsageError(f"{repo} is not a drbdbackup repository (no config)") from None
+        return store
     if not os.path.isdir(repo):
         raise UsageError(f"repository {repo} is not a directory")
     if not os.path.exists(os.path.join(repo, "config")):

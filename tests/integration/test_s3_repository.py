@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -24,6 +28,13 @@ def test_s3_backup_incremental_restore_prune(tmp_path: Path) -> None:
         scatter_writes(img, 0.02)
         second = cli_json("backup", "--repo", repo, "--file", str(img), "--volume-id", "v", env=env)
         assert first["mode"] == "full" and second["mode"] == "incremental"
+        third = cli_json("backup", "--repo", repo, "--file", str(img), "--volume-id", "v",
+                         "--verify-sample", "0.5", env=env)
+        assert third["verification"]["ok"] is True and third["verification"]["chunks_checked"] > 0
+        proc = subprocess.run([sys.executable, "-m", "verify", "--repo", repo, "--full", "--json"],
+                              capture_output=True, text=True, env={**os.environ, **env})
+        verdict = json.loads(proc.stdout)
+        assert proc.returncode == 0 and verdict["ok"] and verdict["chunks_failed"] == 0, proc.stderr
         out = tmp_path / "out.img"
         run_cli("restore", "--repo", repo, "--volume-id", "v", "--target", str(out), env=env)
         assert files_equal(out, img)
