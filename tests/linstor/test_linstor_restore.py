@@ -148,3 +148,13 @@ def test_restore_unknown_volume_creates_nothing(backed_up: dict) -> None:
     proc = c.restore_proc("linstor.nosuch.0", "ghost")
     assert_one_error_line(proc, 2)
     assert not c.resource_exists("ghost")
+
+
+def test_restore_into_volume_number(backed_up: dict) -> None:
+    c: Ctx = backed_up["ctx"]
+    c.restore("linstor.src.0", "vnr3", "--volume-nr", "3")
+    vols = c.sb.resource_info("vnr3").volumes
+    assert list(vols) == [("node-a", 3)]
+    vol = vols[("node-a", 3)]
+    assert vol.usable_bytes == backed_up["usable"]
+    assert read_range(vol.device_path, vol.usable_bytes) == backed_up["copy"].read_bytes()
