@@ -172,8 +172,6 @@ def test_restore_hits_file_size_limit_keeps_old_target(scenario: Scenario) -> No
     assert_untouched(scenario.repo, before)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: engine/restore.py _open_target: when ftruncate fails "
-                   "(EFBIG/ENOSPC) the fd is not closed and '<target>.drbdbackup-partial' is left")
 def test_restore_failure_leaves_no_partial_file(scenario: Scenario) -> None:
     target = scenario.work / "old.img"
     target.write_bytes(b"old contents")
@@ -207,9 +205,6 @@ def test_repo_path_is_a_regular_file(tmp_path: Path) -> None:
     assert_one_line_error(run_cli("list", "--repo", f), 2, "not a drbdbackup repository")
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: cli.py cmd_init -> repo/open.py backend_for(create=True) "
-                   "calls os.makedirs on a regular file; the FileExistsError escapes as exit 3 "
-                   "'drbdbackup: error: File exists' (no path, wrong class: bad input is exit 2)")
 def test_init_on_a_regular_file(tmp_path: Path) -> None:
     f = tmp_path / "file"
     f.write_bytes(b"x")
@@ -262,16 +257,11 @@ def test_backup_invalid_volume_id(scenario: Scenario) -> None:
     assert not (scenario.repo.parent / "escape").exists()
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: listing.py list_generations does not validate "
-                   "--volume-id: 'list --volume-id ../x' reaches LocalBackend._path and fails as "
-                   "BackendError 'invalid object name: generations/../x' with exit 3 (bad input is 2)")
 def test_list_invalid_volume_id_dotdot(scenario: Scenario) -> None:
     proc = scenario.cli("list", "--repo", scenario.repo, "--volume-id", "../x")
     assert_one_line_error(proc, 2, "volume id")
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: listing.py list_generations does not validate "
-                   "--volume-id: 'list --volume-id a/b' answers 'no generations' with exit 0")
 def test_list_invalid_volume_id_slash(scenario: Scenario) -> None:
     proc = scenario.cli("list", "--repo", scenario.repo, "--volume-id", "a/b")
     assert_one_line_error(proc, 2, "volume id")

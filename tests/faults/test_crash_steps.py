@@ -229,10 +229,6 @@ def test_prune_removes_unreferenced_packs_after_crash(scenario: Scenario) -> Non
     scenario.assert_healthy()
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: repo/prune.py calls staging_cleanup(backend) with the "
-                   "default older_than_s=3600 (repo/repository.py), so staged pack files left in "
-                   "tmp/ by a crash survive prune for an hour although prune holds the exclusive "
-                   "lock (no writer can be active)")
 def test_prune_removes_staged_leftovers_after_crash(scenario: Scenario) -> None:
     crash = _crash_source(scenario)
     proc = run_cli(*scenario.backup_args(crash), faulty=True, env=_fault_env("pack-1", kill="before"))

@@ -129,9 +129,6 @@ def test_stale_lock_is_removed_and_backup_proceeds(scenario: Scenario, live_pid:
     sc.assert_intact()
 
 
-@pytest.mark.xfail(strict=True, reason="BUG/gap: format.md section 10 says stale locks are reported "
-                   "before removal; repo/locks.py Lock.acquire only records them in stale_removed and "
-                   "nothing (stdout, stderr, --json, audit) ever reports them")
 def test_stale_lock_removal_is_reported(scenario: Scenario) -> None:
     sc = scenario
     pid = dead_pid()

@@ -94,9 +94,6 @@ def test_unreadable_password_file_as_nobody(enc_template: Scenario, public_dir: 
     assert PASSWORD not in line
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: cli.py read_password catches only OSError; a password "
-                   "file that is not UTF-8 raises UnicodeDecodeError -> 'drbdbackup: internal error: "
-                   "UnicodeDecodeError ...' exit 3 instead of a one-line usage error (exit 2)")
 def test_password_file_not_utf8(enc_scenario: Scenario, tmp_path: Path) -> None:
     pw = tmp_path / "pw"
     pw.write_bytes(b"\xff\xfe secret \x80")
