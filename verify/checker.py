@@ -40,7 +40,7 @@ from .format import (
 )
 from .keys import SealError
 from .repository import Repository
-from .results import FAIL, PASS, UNVERIFIABLE, CheckResult, Finding, RunResult
+from .results import FAIL, NOTE, PASS, UNVERIFIABLE, CheckResult, Finding, RunResult
 from .sampler import Selection, confidence_words, escape_probability
 from .store import ObjectMissing
 
@@ -483,17 +483,25 @@ class Verifier:
 
     # ------------------------------------------------------------ repository-wide findings
 
+    def _known_bad(self, pid: str) -> bool:
+        """Every index entry of the pack is already quarantined (section 11): evidence, not news."""
+        ids = [bid for bid, locs in self.repo.locations.items() for loc in locs if loc.pack == pid]
+        return bool(ids) and all((bid.hex(), pid) in self.repo.quarantined for bid in ids)
+
     def _pack_findings(self) -> list[Finding]:
         out = []
         for pid, st in sorted(self.repo.packs.items()):
             if st.damage:
                 kind = "pack-missing" if st.missing else "pack-damaged"
-                out.append(Finding(kind, st.damage, pack_name(pid)))
+                known = self._known_bad(pid)
+                msg = f"{st.damage} (already quarantined)" if known else st.damage
+                out.append(Finding(kind, msg, pack_name(pid), severity=NOTE if known else FAIL))
         return out
 
     def _copy_findings(self) -> list[Finding]:
         return [
-            Finding("blob-copy", reason, pack_name(pid), chunk_id=bid.hex())
+            Finding("blob-copy", reason, pack_name(pid), chunk_id=bid.hex(),
+                    severity=NOTE if (bid.hex(), pid) in self.repo.quarantined else FAIL)
             for (bid, pid), reason in sorted(self.bad.items())
         ]
 

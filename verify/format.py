@@ -198,8 +198,6 @@ def parse_pack_header(header: bytes) -> None:
         raise FormatError("pack: bad header magic")
     if header[8] != PACK_VERSION:
         raise FormatError(f"pack: unsupported version {header[8]}")
-    if header[9:16] != bytes(7):
-        raise FormatError("pack: header padding is not zero")
 
 
 def parse_pack_trailer(trailer: bytes, pack_size: int) -> tuple[int, int]:

@@ -70,11 +70,15 @@ def run_check(repo: Repository, *, read_data: bool = False) -> CheckReport:
             for loc in locs
             if loc.pack == pack_id
         }
+        quarantined_here = all((cid, pack_id) in repo.index.quarantined for cid, _o, _l in expected)
         try:
             if read_data:
                 data = repo.backend.get(name)
                 if plain_hash(data).hex() != pack_id:
-                    raise PackFormatError("content does not match its name")
+                    if not quarantined_here:
+                        raise PackFormatError("content does not match its name")
+                    rep.notes.append(f"pack {pack_id} is damaged and quarantined (kept as evidence)")
+                    continue
                 entries = split_pack(data, repo.enc_key)
             else:
                 entries = _toc_via_trailer(repo, name, repo.backend.size(name))
@@ -83,7 +87,7 @@ def run_check(repo: Repository, *, read_data: bool = False) -> CheckReport:
             bad_copies.update((cid, pack_id) for cid, _o, _l in expected)
             continue
         except PackFormatError as exc:
-            rep.errors.append(f"pack {pack_id} is damaged: {exc}")
+            (rep.notes if quarantined_here else rep.errors).append(f"pack {pack_id} is damaged: {exc}")
             bad_copies.update((cid, pack_id) for cid, _o, _l in expected)
             continue
         in_toc = {(e.id, e.offset, e.length) for e in entries}
@@ -98,7 +102,11 @@ def run_check(repo: Repository, *, read_data: bool = False) -> CheckReport:
                     if repo.hasher.id(plain) != e.id:
                         raise BlobError("content does not match id")
                 except BlobError as exc:
-                    rep.errors.append(f"pack {pack_id}: blob {e.id.hex()} at offset {e.offset}: {exc}")
+                    where = f"pack {pack_id}: blob {e.id.hex()} at offset {e.offset}: {exc}"
+                    if (e.id, pack_id) in repo.index.quarantined:
+                        rep.notes.append(f"{where} (quarantined; other copies are used)")
+                    else:
+                        rep.errors.append(where)
                     bad_copies.add((e.id, pack_id))
     repo.index.quarantined |= bad_copies
     for volume in repo.volumes():

@@ -14,8 +14,7 @@ from drbdbackup.repo.crypto import TOC_AAD, OpenFailed, open_sealed, seal
 MAGIC = b"DRBDPACK"
 END_MAGIC = b"DRBDTOC1"
 VERSION = 1
-HEADER = MAGIC + bytes([VERSION]) + bytes(7)
-HEADER_LEN = len(HEADER)
+HEADER_LEN = 16
 ENTRY = struct.Struct("<B32sQII")
 TRAILER = struct.Struct("<I8s")
 TARGET_PACK_BYTES = 32 << 20
@@ -87,7 +86,7 @@ class PackWriter:
         self._hash = blake3.blake3()
         self.entries: list[PackEntry] = []
         self.offset = 0
-        self._write(HEADER)
+        self._write(MAGIC + bytes([VERSION]) + secrets.token_bytes(7))
 
     def _write(self, data: bytes) -> None:
         self._f.write(data)

@@ -95,7 +95,8 @@ def test_pack_roundtrip_and_damage(tmp_path, encrypted: bool) -> None:
     for bid, data in blobs:
         w.add(0, bid, data, len(data))
     _pid, path, entries = w.finish()
-    raw = open(path, "rb").read()
+    with open(path, "rb") as f:
+        raw = f.read()
     assert split_pack(raw, key) == entries
     for e, (bid, data) in zip(entries, blobs, strict=True):
         assert raw[e.offset : e.offset + e.length] == data and e.id == bid

@@ -470,7 +470,7 @@ def test_usage_errors(plain_fx: Fixture, tmp_path: Any) -> None:
                  ["--repo", plain_fx.path, "--full", "--sample", "0.1"],
                  ["--repo", plain_fx.path, "--volume-id", "other"],
                  ["--repo", plain_fx.path, "--generation", "20990101T000000000000Z-00000000"],
-                 ["--repo", "s3://bucket/prefix"]):
+                 ["--repo", "s3://"]):
         r = run_verify(*args)
         assert r.rc == 2, (args, r.err)
         assert r.err.count("\n") == 1 and r.err.startswith("drbdverify: "), r.err
