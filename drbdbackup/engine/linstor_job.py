@@ -6,11 +6,12 @@ from __future__ import annotations
 import os
 import secrets
 import subprocess
+import sys
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from drbdbackup.engine.backup import BackupRequest, BackupResult, NativeMap, run_backup
-from drbdbackup.errors import IntegrityError, SourceUnavailable, UsageError
+from drbdbackup.errors import EnvironmentFailure, IntegrityError, SourceUnavailable, UsageError
 from drbdbackup.linstor.client import Controller, Replica, SnapshotInfo, UnknownResource
 from drbdbackup.linstor.paths import snapshot_data_path
 from drbdbackup.repo.records import GenerationRecord
@@ -45,9 +46,37 @@ def volume_id_for(cluster: str, rsc: str, vnr: int) -> str:
     return f"{cluster}.{rsc}.{vnr}"
 
 
-def snapshot_name(ts: datetime | None = None) -> str:
+def snapshot_prefix(repo: Repository) -> str:
+    """Snapshots this repository owns: `drbdbackup-<first 8 hex of the repository id>-`."""
+    return f"{SNAPSHOT_PREFIX}{repo.id[:8]}-"
+
+
+def snapshot_name(repo: Repository, ts: datetime | None = None) -> str:
     ts = ts or datetime.now(UTC)
-    return f"{SNAPSHOT_PREFIX}{ts.strftime('%Y%m%dT%H%M%S')}-{secrets.token_hex(3)}"
+    return f"{snapshot_prefix(repo)}{ts.strftime('%Y%m%dT%H%M%S')}-{secrets.token_hex(3)}"
+
+
+def _rotate_snapshots(ctl: Controller, repo: Repository, rscs: list[str], cluster: str, keep: str) -> None:
+    """Delete this repository's snapshots that no volume's latest generation uses as its base.
+
+    This also removes snapshots left by runs that failed (or whose controller died) before they
+    could clean up, so leaked snapshots never accumulate.
+    """
+    prefix = snapshot_prefix(repo)
+    for rsc in rscs:
+        needed = {keep}
+        for vol in repo.volumes():
+            if vol.startswith(f"{cluster}.{rsc}."):
+                parent = _latest(repo, vol)
+                if parent is not None and parent.source.get("snapshot"):
+                    needed.add(parent.source["snapshot"])
+        try:
+            for name in ctl.snapshot_names(rsc):
+                if name.startswith(prefix) and name not in needed:
+                    ctl.delete_snapshot(rsc, name)
+        except EnvironmentFailure as exc:
+            # The generations are complete; a snapshot left now is removed by the next run.
+            print(f"drbdbackup: warning: could not remove old snapshots of {rsc}: {exc}", file=sys.stderr)
 
 
 def _pick_replica(replicas: list[Replica], vnr: int, node: str | None, rsc: str) -> Replica:
@@ -192,16 +221,15 @@ def backup_linstor(
 ) -> list[BackupResult]:
     """Snapshot `rscs` together, back up every volume, then delete the previous snapshots."""
     sources = resolve_sources(ctl, rscs, volume_nr, node, cluster)
-    snap = snapshot_name()
+    snap = snapshot_name(repo)
     groups = list(dict.fromkeys(rscs))
     # One resource: snapshot only where we read. A group: every diskful node (the controller
     # skips diskless ones), since the chosen nodes differ per resource.
     nodes = sorted({s.replica.node for s in sources}) if len(groups) == 1 else []
     ctl.create_snapshot(groups, snap, nodes)
     results: list[BackupResult] = []
-    old_snapshots: set[tuple[str, str]] = set()
     try:
-        infos = ctl.wait_successful(list(dict.fromkeys(rscs)), snap)
+        infos = ctl.wait_successful(groups, snap)
         for src in sources:
             rep = src.replica
             info = infos[src.resource]
@@ -237,16 +265,12 @@ def backup_linstor(
                 },
             )
             results.append(run_backup(repo, req))
-            if parent is not None and parent.source.get("snapshot") and parent.source.get("snapshot") != snap:
-                old_snapshots.add((src.resource, parent.source["snapshot"]))
     except BaseException:
-        for rsc in dict.fromkeys(rscs):
+        for rsc in groups:
             try:
                 ctl.delete_snapshot(rsc, snap)
             except Exception:  # noqa: BLE001 - best effort; the original error matters more
                 pass
         raise
-    for rsc, old in sorted(old_snapshots):
-        if ctl.snapshot(rsc, old) is not None:
-            ctl.delete_snapshot(rsc, old)
+    _rotate_snapshots(ctl, repo, groups, cluster, snap)
     return results

@@ -85,6 +85,12 @@ class Controller:
         self.api: Any = None
 
     def __enter__(self) -> Controller:
+        insecure = [u for u in self.uris if u.startswith(("linstor://", "http://"))]
+        if self.token and insecure and not self.allow_insecure:
+            raise UsageError(
+                f"refusing to send the controller token over plain HTTP to {insecure[0]}: "
+                "use linstor+ssl:// or https://, or pass --allow-insecure for a test cluster"
+            )
         try:
             api = linstor.MultiLinstor(self.uris, timeout=self.timeout, auth_token=self.token)
             certfile, keyfile, cafile = self.tls
@@ -183,6 +189,16 @@ class Controller:
                             return str(props[key])
                     raise ControllerError(f"storage pool {pool} on {node} has no backing object property")
         raise UnknownResource(f"storage pool {pool} does not exist on node {node}")
+
+    def snapshot_names(self, rsc: str) -> list[str]:
+        replies = self._call("snapshot list", self.api.snapshot_dfn_list, filter_by_resources=[rsc])
+        _check(replies, "snapshot list")
+        return sorted(
+            sd.name
+            for resp in replies
+            for sd in getattr(resp, "snapshots", [])
+            if sd.resource_name == rsc
+        )
 
     def snapshot(self, rsc: str, name: str) -> SnapshotInfo | None:
         replies = self._call("snapshot list", self.api.snapshot_dfn_list, filter_by_resources=[rsc])

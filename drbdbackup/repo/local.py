@@ -93,11 +93,15 @@ class LocalBackend:
 
     def put_file(self, name: str, path: str) -> None:
         if self.durable:
-            fd = os.open(path, os.O_RDONLY)
             try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
+                fd = os.open(path, os.O_RDONLY)
+                try:
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
+            except OSError as exc:
+                _unlink_quiet(path)
+                raise _translate(exc, name) from None
         self._install(path, name, exclusive=False)
 
     def _install(self, tmp: str, name: str, *, exclusive: bool) -> None:

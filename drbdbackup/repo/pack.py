@@ -110,7 +110,8 @@ class PackWriter:
         return self._hash.hexdigest(), self.path, self.entries
 
     def abort(self) -> None:
-        self._f.close()
+        if not self._f.closed:
+            self._f.close()
         try:
             os.unlink(self.path)
         except OSError:

@@ -312,8 +312,13 @@ class BlobWriter:
     def _flush_pack(self) -> None:
         assert self.pack is not None
         pack_id, path, entries = self.pack.finish()
+        try:
+            self.repo.backend.put_file(pack_name(pack_id), path)
+        except BaseException:
+            self.pack.abort()  # removes the staged file if the backend did not consume it
+            self.pack = None
+            raise
         self.pack = None
-        self.repo.backend.put_file(pack_name(pack_id), path)
         self.written[pack_id] = entries
 
     def commit_packs(self) -> None:

@@ -273,11 +273,6 @@ def test_cli_interrupt_during_pack_upload(scenario: Scenario) -> None:
     _after_failure(scenario, crash, record_written=False)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: repo/repository.py BlobWriter._flush_pack sets "
-                   "self.pack = None before backend.put_file(); when put_file raises (Ctrl-C, or an "
-                   "error before the backend consumes the file) abort() no longer knows the staged "
-                   "pack and tmp/pack-*.tmp (up to 32 MiB) is left; seen with a real SIGINT during "
-                   "LocalBackend.put_file's os.fsync")
 def test_interrupted_pack_upload_leaves_no_staged_file(scenario: Scenario) -> None:
     crash = _crash_source(scenario)
     proc = run_cli(*scenario.backup_args(crash), faulty=True, env=_interrupt_env())
@@ -286,10 +281,6 @@ def test_interrupted_pack_upload_leaves_no_staged_file(scenario: Scenario) -> No
     assert left == [], f"staged files left: {left}"
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: repo/local.py LocalBackend.put_file fsyncs the staged "
-                   "file outside the try/except of _install: an OSError there (ENOSPC/EIO from "
-                   "fsync, as ext4/NFS report late) escapes untranslated (not DiskFull/BackendError) "
-                   "and the staged pack is never removed")
 def test_local_put_file_fsync_error_is_translated_and_cleaned(
     tmp_path: Path, small_packs: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:

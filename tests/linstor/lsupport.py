@@ -22,7 +22,7 @@ KiB = 1 << 10
 CHUNK = MiB
 META_PATTERN = storage.META_PATTERN
 SNAP_PREFIX = "drbdbackup-"
-SNAP_RE = re.compile(r"^drbdbackup-\d{8}T\d{6}-[0-9a-f]{6}$")
+SNAP_RE = re.compile(r"^drbdbackup-[0-9a-f]{8}-\d{8}T\d{6}-[0-9a-f]{6}$")  # drbdbackup-<repo id>-<time>-<rand>
 
 
 def expected_tracker(sb: Sandbox) -> str:

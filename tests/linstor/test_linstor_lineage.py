@@ -124,9 +124,6 @@ def test_backup_of_one_volume_selects_only_that_volume(ctx: Ctx, auto_sandbox: S
     assert only["volume_id"] == "linstor.lnsel.1" and only["mode"] == "incremental"
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: linstor_job.backup_linstor, after `--volume-nr 1`, "
-                   "deletes the previous snapshot although volume 0's latest generation still "
-                   "records it as its base; volume 0's next backup falls back to a full read")
 def test_backup_of_one_volume_keeps_the_other_volumes_lineage(ctx: Ctx, auto_sandbox: Sandbox) -> None:
     auto_sandbox.create_resource("lnkeep", [2 * MiB, 2 * MiB], nodes=["node-a"])
     ctx.backup("lnkeep")
