@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass, field
 
 from drbdbackup.engine.progress import Progress
 from drbdbackup.engine.source import RingReader, Segment, open_source, plan_segments
+from drbdbackup.engine.tuning import tune_allocator
 from drbdbackup.errors import IntegrityError, UsageError
 from drbdbackup.repo.blob import KIND_DATA, KIND_TREE, encode_blob
 from drbdbackup.repo.crypto import ZERO_ID
@@ -171,6 +172,7 @@ def run_backup(repo: Repository, req: BackupRequest) -> BackupResult:
     check_volume_id(req.volume_id)
     if req.tracker not in TRACKERS:
         raise UsageError(f"unknown tracker {req.tracker!r}: use one of {', '.join(TRACKERS)}")
+    tune_allocator()
     start = time.monotonic()
     with Lock(repo.backend, exclusive=False, operation="backup"):
         repo.load_index()

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import errno
+import mmap
 import os
 import stat
+import threading
 import time
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 
 from drbdbackup.engine.progress import Progress
+from drbdbackup.engine.tuning import tune_allocator
 from drbdbackup.errors import DiskFull, EnvironmentFailure, TargetTooSmall, UsageError
 from drbdbackup.repo.crypto import ZERO_ID
 from drbdbackup.repo.locks import Lock
@@ -18,6 +21,7 @@ from drbdbackup.repo.repository import Repository
 from drbdbackup.tracking.changemap import chunk_length
 
 WINDOW = 24
+DIRECT_ALIGN = 4096
 
 
 @dataclass
@@ -112,6 +116,7 @@ def run_restore(
 
     `in_place` writes an existing device/volume file directly (zeros included), never past `limit`.
     """
+    tune_allocator()
     start = time.monotonic()
     with Lock(repo.backend, exclusive=False, operation="restore"):
         repo.load_index()
@@ -123,32 +128,30 @@ def run_restore(
         else:
             fd, is_block, path = _open_target(target, size, force)
         ok = False
-        written = skipped = 0
         bar = Progress(size, f"restore {volume_id}", enabled=progress)
+        out = _ChunkWriter(fd, path, cs, size, write_zeros=is_block)
         try:
-            zero = bytes(cs)
-
-            def fetch(pos: int) -> bytes | None:
-                cid = ids[pos]
-                return None if cid == ZERO_ID else repo.read_blob(cid)
-
             with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="restore") as ex:
-                window: deque[tuple[int, Future]] = deque()
+                window: deque[Future] = deque()
+
+                def job(pos: int) -> int:
+                    cid = ids[pos]
+                    return out.write(pos, None if cid == ZERO_ID else repo.read_blob(cid))
+
                 for pos in range(len(ids)):
-                    window.append((pos, ex.submit(fetch, pos)))
+                    window.append(ex.submit(job, pos))
                     if len(window) >= WINDOW:
-                        w, s = _write(fd, window.popleft(), cs, size, is_block, zero, bar)
-                        written, skipped = written + w, skipped + s
+                        bar.advance(window.popleft().result())
                 while window:
-                    w, s = _write(fd, window.popleft(), cs, size, is_block, zero, bar)
-                    written, skipped = written + w, skipped + s
-            os.fsync(fd)
+                    bar.advance(window.popleft().result())
+            out.sync()
             ok = True
         except OSError as exc:
             if exc.errno in (errno.ENOSPC, errno.EDQUOT):
                 raise DiskFull(f"no space left writing {target}") from None
             raise EnvironmentFailure(f"write to {target} failed: {exc.strerror}") from None
         finally:
+            out.close()
             os.close(fd)
             if not is_block:
                 if ok:
@@ -158,6 +161,7 @@ def run_restore(
                         os.unlink(path)
                     except OSError:
                         pass
+        written, skipped = out.written, out.skipped
         bar.finish()
     result = RestoreResult(
         volume_id=volume_id,
@@ -172,22 +176,60 @@ def run_restore(
     return result
 
 
-def _write(
-    fd: int,
-    item: tuple[int, Future],
-    cs: int,
-    size: int,
-    is_block: bool,
-    zero: bytes,
-    bar: Progress,
-) -> tuple[int, int]:
-    pos, fut = item
-    data = fut.result()
-    length = chunk_length(pos, size, cs)
-    bar.advance(length)
-    if data is None:
-        if not is_block:
-            return 0, 1
-        data = zero[:length]
-    os.pwrite(fd, data, pos * cs)
-    return length, 0
+class _ChunkWriter:
+    """Writes chunks at their offsets from worker threads: O_DIRECT through a per-thread aligned
+    buffer where the target allows it (no page-cache copy, like `dd oflag=direct`), else pwrite."""
+
+    def __init__(self, fd: int, path: str, chunk_size: int, size: int, *, write_zeros: bool) -> None:
+        self.fd, self.cs, self.size, self.write_zeros = fd, chunk_size, size, write_zeros
+        self.zero = bytes(chunk_size)
+        self.written = self.skipped = 0
+        self._lock = threading.Lock()
+        self._local = threading.local()
+        self._buffers: list[mmap.mmap] = []
+        try:
+            self.direct_fd: int | None = os.open(path, os.O_WRONLY | getattr(os, "O_DIRECT", 0))
+        except OSError:
+            self.direct_fd = None
+
+    def _aligned(self) -> mmap.mmap:
+        buf = getattr(self._local, "buf", None)
+        if buf is None:
+            buf = self._local.buf = mmap.mmap(-1, self.cs)
+            with self._lock:
+                self._buffers.append(buf)
+        return buf
+
+    def write(self, pos: int, data: bytes | None) -> int:
+        """Write chunk `pos` (None = all zero); return its length (for progress)."""
+        length = chunk_length(pos, self.size, self.cs)
+        if data is None:
+            if not self.write_zeros:
+                with self._lock:
+                    self.skipped += 1
+                return length
+            data = self.zero[:length]
+        off = pos * self.cs
+        if self.direct_fd is not None and length % DIRECT_ALIGN == 0:
+            buf = self._aligned()
+            buf[:length] = data
+            try:
+                os.pwrite(self.direct_fd, memoryview(buf)[:length], off)
+            except OSError as exc:
+                if exc.errno != errno.EINVAL:
+                    raise
+                os.pwrite(self.fd, data, off)
+        else:
+            os.pwrite(self.fd, data, off)
+        with self._lock:
+            self.written += length
+        return length
+
+    def sync(self) -> None:
+        os.fsync(self.fd)
+
+    def close(self) -> None:
+        if self.direct_fd is not None:
+            os.close(self.direct_fd)
+        for buf in self._buffers:
+            buf.close()

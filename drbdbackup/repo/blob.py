@@ -35,15 +35,33 @@ class BlobError(Exception):
     """A stored blob cannot be decoded."""
 
 
+PROBE_BYTES = 64 << 10
+PROBE_MIN_SAVING = 0.03
+_RAW = bytes([TYPE_RAW])
+_ZSTD = bytes([TYPE_ZSTD])
+
+
+def looks_incompressible(plaintext: bytes | memoryview, level: int = 1) -> bool:
+    """Compress a 64 KiB probe from the middle; True if it saves under 3% (random, encrypted)."""
+    n = len(plaintext)
+    if n <= 2 * PROBE_BYTES:
+        return False
+    mid = n // 2
+    probe = plaintext[mid : mid + PROBE_BYTES]
+    return len(_compressor(level).compress(probe)) > PROBE_BYTES * (1 - PROBE_MIN_SAVING)
+
+
 def encode_blob(
     plaintext: bytes | memoryview, blob_id: bytes, enc_key: bytes | None, level: int = 1
 ) -> bytes:
     """Compress (if it shrinks) and seal one blob."""
-    compressed = _compressor(level).compress(plaintext)
-    if len(compressed) < len(plaintext):
-        encoded = bytes([TYPE_ZSTD]) + compressed
-    else:
-        encoded = bytes([TYPE_RAW]) + bytes(plaintext)
+    encoded = None
+    if not looks_incompressible(plaintext, level):
+        compressed = _compressor(level).compress(plaintext)
+        if len(compressed) < len(plaintext):
+            encoded = _ZSTD + compressed
+    if encoded is None:
+        encoded = _RAW + plaintext
     if enc_key is None:
         return encoded
     return seal(enc_key, encoded, blob_id)

@@ -35,7 +35,8 @@ class LocalBackend:
         self.root = os.path.abspath(root)
         self.location = self.root
         self.durable = durable
-        self._fds: dict[str, int] = {}
+        self._local = threading.local()
+        self._all_fds: list[dict[str, int]] = []
         self._fd_lock = threading.Lock()
 
     def _path(self, name: str) -> str:
@@ -51,15 +52,23 @@ class LocalBackend:
             raise _translate(exc, name) from None
 
     def get_range(self, name: str, offset: int, length: int) -> bytes:
-        try:
+        # Each thread keeps its own descriptors, so parallel reads never wait on each other and a
+        # descriptor is never closed under another thread's pread.
+        fds = getattr(self._local, "fds", None)
+        if fds is None:
+            fds = self._local.fds = {}
             with self._fd_lock:
-                fd = self._fds.get(name)
-                if fd is None:
-                    if len(self._fds) > 64:
-                        self._close_fds()
-                    fd = os.open(self._path(name), os.O_RDONLY)
-                    self._fds[name] = fd
-                data = os.pread(fd, length, offset)
+                self._all_fds.append(fds)
+        try:
+            fd = fds.get(name)
+            if fd is None:
+                if len(fds) > 64:
+                    with self._fd_lock:
+                        for old in fds.values():
+                            os.close(old)
+                        fds.clear()
+                fd = fds[name] = os.open(self._path(name), os.O_RDONLY)
+            data = os.pread(fd, length, offset)
         except OSError as exc:
             raise _translate(exc, name) from None
         return data
@@ -70,9 +79,10 @@ class LocalBackend:
             self._close_fds()
 
     def _close_fds(self) -> None:
-        for fd in self._fds.values():
-            os.close(fd)
-        self._fds.clear()
+        for fds in self._all_fds:
+            for fd in fds.values():
+                os.close(fd)
+            fds.clear()
 
     def _stage(self, data: bytes, name: str) -> str:
         tmp = os.path.join(self.staging_dir(), secrets.token_hex(8) + ".tmp")
@@ -126,9 +136,10 @@ class LocalBackend:
 
     def delete(self, name: str) -> None:
         with self._fd_lock:
-            fd = self._fds.pop(name, None)
-            if fd is not None:
-                os.close(fd)
+            for fds in self._all_fds:
+                fd = fds.pop(name, None)
+                if fd is not None:
+                    os.close(fd)
         try:
             os.unlink(self._path(name))
         except FileNotFoundError:
