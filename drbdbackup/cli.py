@@ -17,6 +17,7 @@ from drbdbackup.errors import (
     EXIT_OK,
     DiskFull,
     DrbdBackupError,
+    RepositoryLocked,
     UsageError,
 )
 
@@ -120,10 +121,39 @@ def cmd_init(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def cmd_backup(args: argparse.Namespace) -> int:
+def _audited(command: str) -> Callable[[Callable[..., int]], Callable[..., int]]:
+    """Record a failed run of a data command in the repository's audit log, then re-raise."""
+
+    def wrap(fn: Callable[[argparse.Namespace, object], int]) -> Callable[[argparse.Namespace], int]:
+        def run(args: argparse.Namespace) -> int:
+            repo = _open_repo(args)
+            try:
+                return fn(args, repo)
+            except DrbdBackupError as exc:
+                if isinstance(exc, RepositoryLocked):
+                    raise  # another process holds the repository exclusively: write nothing
+                try:
+                    repo.audit("failure", {
+                        "command": command,
+                        "volume_id": getattr(args, "volume_id", None),
+                        "resources": getattr(args, "resource", None),
+                        "error": type(exc).__name__,
+                        "message": str(exc),
+                        "exit_code": exc.exit_code,
+                    })
+                except Exception:  # noqa: BLE001 - the original error is what the user needs
+                    pass
+                raise
+
+        return run
+
+    return wrap
+
+
+@_audited("backup")
+def cmd_backup(args: argparse.Namespace, repo) -> int:
     from drbdbackup.engine.backup import BackupRequest, audit_details, run_backup
 
-    repo = _open_repo(args)
     if args.resource:
         from drbdbackup.engine.linstor_job import backup_linstor
 
@@ -208,10 +238,10 @@ def cmd_list(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def cmd_restore(args: argparse.Namespace) -> int:
+@_audited("restore")
+def cmd_restore(args: argparse.Namespace, repo) -> int:
     from drbdbackup.engine.restore import run_restore
 
-    repo = _open_repo(args)
     if args.to_resource:
         from drbdbackup.engine.linstor_restore import restore_to_resource
 

@@ -240,14 +240,18 @@ def test_prune_removes_staged_leftovers_after_crash(scenario: Scenario) -> None:
     assert left == [], f"prune left crash leftovers: {left}"
 
 
-def test_failed_backup_is_audited_nowhere_but_chain_stays_intact(scenario: Scenario) -> None:
-    """A failed backup writes no audit entry (there is a 'failure' event type, unused); at least
-    the chain must stay intact and the next entry must chain onto the last one."""
+def test_failed_backup_is_audited_and_chain_stays_intact(scenario: Scenario) -> None:
+    """A failed backup appends one 'failure' entry naming the error; the chain stays intact and
+    the next entry chains onto it."""
     crash = _crash_source(scenario)
     before = sorted(os.listdir(scenario.repo / "audit"))
     proc = run_cli(*scenario.backup_args(crash), faulty=True, env=_fault_env("pack-2"))
     assert proc.returncode == 3
-    assert sorted(os.listdir(scenario.repo / "audit")) == before
+    after = sorted(os.listdir(scenario.repo / "audit"))
+    assert after[:-1] == before and len(after) == len(before) + 1
+    failure = json.loads((scenario.repo / "audit" / after[-1]).read_bytes())
+    assert failure["event"] == "failure" and failure["details"]["command"] == "backup"
+    assert failure["details"]["exit_code"] == 3 and failure["details"]["volume_id"] == scenario.volume
     scenario.backup(crash)
     names = sorted(os.listdir(scenario.repo / "audit"))
     last = json.loads((scenario.repo / "audit" / names[-1]).read_bytes())
