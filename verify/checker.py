@@ -281,6 +281,10 @@ class Verifier:
             if self.sel.pack_hashed(p) and self.repo.pack_state(p).damage is None
         }
         while plan or to_hash:  # later rounds only retry other copies of blobs that failed
+            advise = getattr(self.repo.store, "advise", None)
+            if advise is not None:  # let the disk work on all sampled ranges at once
+                for pid in sorted(set(plan) - to_hash):
+                    advise(pack_name(pid), [(loc.offset, loc.length) for loc in plan[pid]])
             for pid in sorted(set(plan) | to_hash):
                 locs = sorted(plan.pop(pid, []), key=lambda loc: loc.offset)
                 if pid in to_hash:

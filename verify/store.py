@@ -108,6 +108,20 @@ class LocalStore:
         except OSError as e:
             raise EnvironmentFailure(f"cannot read {name}: {e.strerror}") from None
 
+    def advise(self, name: str, ranges: list[tuple[int, int]]) -> None:
+        """Ask the kernel to start reading these ranges now (POSIX_FADV_WILLNEED); best effort."""
+        try:
+            fd = os.open(self._path(name), os.O_RDONLY)
+        except OSError:
+            return
+        try:
+            for off, length in ranges:
+                os.posix_fadvise(fd, off, length, os.POSIX_FADV_WILLNEED)
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
+
     def _write_tmp(self, name: str, data: bytes) -> str:
         path = self._path(name)
         os.makedirs(os.path.dirname(path), exist_ok=True)

@@ -35,20 +35,25 @@ class BlobError(Exception):
     """A stored blob cannot be decoded."""
 
 
-PROBE_BYTES = 64 << 10
+PROBE_BYTES = 16 << 10
 PROBE_MIN_SAVING = 0.03
 _RAW = bytes([TYPE_RAW])
 _ZSTD = bytes([TYPE_ZSTD])
 
 
 def looks_incompressible(plaintext: bytes | memoryview, level: int = 1) -> bool:
-    """Compress a 64 KiB probe from the middle; True if it saves under 3% (random, encrypted)."""
+    """True if 16 KiB probes at the start, middle and end each save under 3% (random or encrypted
+    data). One compressible probe is enough to compress the whole chunk, so a chunk that is
+    mostly text with a random block in it is still compressed."""
     n = len(plaintext)
-    if n <= 2 * PROBE_BYTES:
+    if n <= 8 * PROBE_BYTES:
         return False
-    mid = n // 2
-    probe = plaintext[mid : mid + PROBE_BYTES]
-    return len(_compressor(level).compress(probe)) > PROBE_BYTES * (1 - PROBE_MIN_SAVING)
+    comp = _compressor(level)
+    for off in (0, n // 2, n - PROBE_BYTES):
+        probe = plaintext[off : off + PROBE_BYTES]
+        if len(comp.compress(probe)) <= PROBE_BYTES * (1 - PROBE_MIN_SAVING):
+            return False
+    return True
 
 
 def encode_blob(

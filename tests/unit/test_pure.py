@@ -156,3 +156,19 @@ def test_select_keep() -> None:
     assert daily == {"g19", "g18", "g16", "g14"}  # newest of each of the last 4 days
     weekly = select_keep(gens, 0, keep_weekly=2)
     assert len(weekly) == 2 and "g19" in weekly
+
+
+def test_incompressible_probe() -> None:
+    import random
+
+    from drbdbackup.repo.blob import looks_incompressible
+
+    rnd = random.Random(1)
+    noise = rnd.randbytes(1 << 20)
+    text = (b"lorem ipsum dolor sit amet " * 40000)[: 1 << 20]
+    assert looks_incompressible(noise)
+    assert not looks_incompressible(text)
+    mixed = bytearray(text)
+    mixed[len(mixed) // 2 - 32768 : len(mixed) // 2 + 32768] = rnd.randbytes(65536)
+    assert not looks_incompressible(bytes(mixed))  # mostly text: still compressed
+    assert not looks_incompressible(noise[:4096])  # small blobs are always tried
