@@ -52,9 +52,15 @@ class SnapshotInfo:
 
 
 def controller_uris(controllers: str | None) -> list[str]:
-    """`--controllers` or $LS_CONTROLLERS, as the linstor CLI; default linstor://localhost."""
-    raw = controllers or os.environ.get("LS_CONTROLLERS") or "localhost"
-    return linstor.MultiLinstor.controller_uri_list(raw)
+    """`--controllers`, $LS_CONTROLLERS, or `controllers=` in linstor-client.conf, as the linstor
+    CLI does; default linstor://localhost."""
+    raw = controllers or os.environ.get("LS_CONTROLLERS")
+    if raw:
+        return linstor.MultiLinstor.controller_uri_list(raw)
+    try:
+        return list(linstor.Config.get_controllers())
+    except Exception:  # noqa: BLE001 - an unreadable client config means: use the default
+        return ["linstor://localhost"]
 
 
 def _check(replies: list[Any], what: str) -> None:
