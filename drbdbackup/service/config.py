@@ -1,0 +1,200 @@
+"""The service configuration: a TOML file validated with pydantic into `Settings`.
+
+Relative paths are resolved against the directory of the config file. Secrets (the API token,
+the repository passphrase, the LINSTOR token) are never in the file itself: only paths to files
+holding them. `load_config` raises `ConfigError` (exit code 2) with one line naming the file and
+every problem found.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import tomllib
+from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from drbdbackup.errors import UsageError
+from drbdbackup.service.cron import CronError, parse_cron
+
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+
+
+class ConfigError(UsageError):
+    """The config file is missing, not TOML, or does not validate."""
+
+
+def split_listen(listen: str) -> tuple[str, int]:
+    """'127.0.0.1:8470' / '[::1]:8470' / 'localhost:8470' -> (host, port)."""
+    host, sep, port = listen.rpartition(":")
+    if not sep or not host or not port.isdigit() or int(port) > 65535:
+        raise ValueError(f"listen must be HOST:PORT, got {listen!r}")
+    return host.strip("[]"), int(port)
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ServiceSettings(_Strict):
+    """[service]"""
+
+    listen: str = "127.0.0.1:8470"
+    allow_remote: bool = False
+    token_file: str
+    state_db: str
+    max_jobs: int = Field(2, ge=1, le=64)
+    max_jobs_per_node: int = Field(1, ge=1, le=64)
+    linstor_api_rate: int = Field(10, ge=1, description="LINSTOR API calls per second, all jobs together")
+    read_rate_mib: int = Field(0, ge=0, description="pass-through: not enforced by this build (0 = unlimited)")
+    timezone: str = "UTC"
+
+    @model_validator(mode="after")
+    def _listen_ok(self) -> ServiceSettings:
+        host, _port = split_listen(self.listen)
+        if not is_loopback(host) and not self.allow_remote:
+            raise ValueError(f"listen address {host} is not loopback: set allow_remote = true to expose the API")
+        try:
+            ZoneInfo(self.timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown timezone {self.timezone!r}") from None
+        return self
+
+
+class RepositorySettings(_Strict):
+    """[repository]"""
+
+    location: str
+    password_file: str | None = None
+
+
+class LinstorSettings(_Strict):
+    """[linstor]"""
+
+    controllers: str | None = None
+    token_file: str | None = None
+    allow_insecure: bool = False
+    cluster: str = Field(default="linstor", pattern=NAME_PATTERN)
+
+
+class FileSource(_Strict):
+    """One file or block device of a files policy."""
+
+    path: str
+    volume_id: str = Field(pattern=NAME_PATTERN)
+
+
+class Policy(_Strict):
+    """[[policy]]"""
+
+    name: str = Field(pattern=NAME_PATTERN)
+    resources: list[str] = Field(default_factory=list)
+    files: list[FileSource] = Field(default_factory=list)
+    consistency_group: bool = False
+    schedule: str | None = None
+    keep_last: int = Field(0, ge=0)
+    keep_daily: int = Field(0, ge=0)
+    keep_weekly: int = Field(0, ge=0)
+    verify_sample: float = Field(0.0, ge=0.0, le=1.0)
+    tracker: Literal["auto", "checksum", "reflink", "thin-delta", "full"] = "auto"
+
+    @field_validator("schedule")
+    @classmethod
+    def _cron(cls, v: str | None) -> str | None:
+        if v is not None:
+            try:
+                parse_cron(v)
+            except CronError as exc:
+                raise ValueError(f"bad cron expression {v!r}: {exc}") from None
+        return v
+
+    @model_validator(mode="after")
+    def _one_source(self) -> Policy:
+        if bool(self.resources) == bool(self.files):
+            raise ValueError("a policy needs exactly one of resources = [...] or files = [...]")
+        return self
+
+    @property
+    def has_retention(self) -> bool:
+        return bool(self.keep_last or self.keep_daily or self.keep_weekly)
+
+    def target(self) -> str:
+        """A short description of what the policy backs up (no secrets)."""
+        if self.resources:
+            return "resources:" + ",".join(self.resources)
+        return "files:" + ",".join(f.volume_id for f in self.files)
+
+
+class Settings(_Strict):
+    """The whole config file."""
+
+    service: ServiceSettings
+    repository: RepositorySettings
+    linstor: LinstorSettings = Field(default_factory=lambda: LinstorSettings())
+    policy: list[Policy] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _unique(self) -> Settings:
+        names = [p.name for p in self.policy]
+        dup = {n for n in names if names.count(n) > 1}
+        if dup:
+            raise ValueError(f"duplicate policy name(s): {', '.join(sorted(dup))}")
+        rules = {(p.keep_last, p.keep_daily, p.keep_weekly) for p in self.policy if p.has_retention}
+        if len(rules) > 1:
+            raise ValueError("policies with keep_* rules must all use the same rules: "
+                             "retention is applied to the whole repository")
+        return self
+
+    def policy_named(self, name: str) -> Policy | None:
+        return next((p for p in self.policy if p.name == name), None)
+
+
+def _resolve(base: str, path: str | None) -> str | None:
+    if path is None or "://" in path:
+        return path
+    return os.path.normpath(os.path.join(base, os.path.expanduser(path)))
+
+
+def _one_line(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors():
+        loc = ".".join(str(x) for x in err["loc"])
+        msg = err["msg"].removeprefix("Value error, ")
+        parts.append(f"{loc}: {msg}" if loc else msg)
+    return "; ".join(parts)
+
+
+def load_config(path: str) -> Settings:
+    """Read and validate `path`; raise ConfigError with one line on any problem."""
+    try:
+        with open(path, "rb") as fh:
+            raw = tomllib.load(fh)
+    except OSError as exc:
+        raise ConfigError(f"cannot read config {path}: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config {path} is not valid TOML: {exc}") from None
+    try:
+        cfg = Settings.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(f"config {path}: {_one_line(exc)}") from None
+    base = os.path.dirname(os.path.abspath(path))
+    cfg.service.token_file = _resolve(base, cfg.service.token_file) or ""
+    cfg.service.state_db = _resolve(base, cfg.service.state_db) or ""
+    cfg.repository.location = _resolve(base, cfg.repository.location) or ""
+    cfg.repository.password_file = _resolve(base, cfg.repository.password_file)
+    cfg.linstor.token_file = _resolve(base, cfg.linstor.token_file)
+    for p in cfg.policy:
+        for f in p.files:
+            f.path = _resolve(base, f.path) or f.path
+    return cfg

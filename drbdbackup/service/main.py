@@ -1,0 +1,67 @@
+"""`drbdbackup serve --config FILE`: run the service until SIGTERM/SIGINT."""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import logging
+import signal
+import sys
+
+from drbdbackup.errors import EXIT_ENVIRONMENT, EXIT_OK, DrbdBackupError
+from drbdbackup.service.config import Settings, load_config
+from drbdbackup.service.daemon import Service
+
+PREFIX = "drbdbackup serve"
+
+
+def _setup_logging() -> None:
+    log = logging.getLogger("drbdbackup.service")
+    if not log.handlers:
+        h = logging.StreamHandler(sys.stderr)
+        h.setFormatter(logging.Formatter(f"%(asctime)s {PREFIX}: %(message)s", "%Y-%m-%dT%H:%M:%S%z"))
+        log.addHandler(h)
+    log.setLevel(logging.INFO)
+    log.propagate = False
+
+
+async def run(settings: Settings) -> int:
+    """Start the service, wait for a signal, shut down gracefully."""
+    log = logging.getLogger("drbdbackup.service")
+    svc = Service(settings)
+    await svc.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+        log.info("shutdown requested: no new jobs; waiting for running jobs")
+        await svc.stop()
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)
+    log.info("stopped")
+    return EXIT_OK
+
+
+def serve(config_path: str) -> int:
+    """Blocking entry point for the command line; returns the exit code."""
+    _setup_logging()
+    try:
+        settings = load_config(config_path)
+        return asyncio.run(run(settings))
+    except DrbdBackupError as exc:
+        print(f"{PREFIX}: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except OSError as exc:
+        what = "address already in use" if exc.errno == errno.EADDRINUSE else (exc.strerror or str(exc))
+        print(f"{PREFIX}: error: {what}", file=sys.stderr)
+        return EXIT_ENVIRONMENT
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 2:
+        print("usage: python -m drbdbackup.service.main CONFIG", file=sys.stderr)
+        sys.exit(2)
+    sys.exit(serve(sys.argv[1]))

@@ -1,0 +1,82 @@
+"""Prometheus text exposition (format 0.0.4), computed from the job store on each scrape.
+
+Counters (`*_total`) are sums over every finished job in the store, so they survive restarts.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from drbdbackup.service.store import KINDS, STATES
+
+
+def _esc(v: str) -> str:
+    return v.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+
+
+def _num(v: float) -> str:
+    return repr(float(v)) if isinstance(v, float) else str(v)
+
+
+class _Out:
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def family(self, name: str, kind: str, help_: str) -> None:
+        self.lines += [f"# HELP {name} {help_}", f"# TYPE {name} {kind}"]
+
+    def sample(self, name: str, value: float, **labels: str) -> None:
+        lab = ",".join(f'{k}="{_esc(v)}"' for k, v in sorted(labels.items()))
+        self.lines.append(f"{name}{{{lab}}} {_num(value)}" if lab else f"{name} {_num(value)}")
+
+
+def render(finished: list[dict[str, Any]], counts: dict[str, int]) -> str:
+    """`finished`: every finished job, oldest first (JobStore.finished_jobs)."""
+    last_success: dict[str, float] = {}
+    change_ratio: dict[str, float] = {}
+    read = stored = fallbacks = verify_failures = 0
+    dur_sum = dict.fromkeys(KINDS, 0.0)
+    dur_count = dict.fromkeys(KINDS, 0)
+    for job in finished:
+        if job.get("started") and job.get("finished"):
+            dur_sum[job["kind"]] += job["finished"] - job["started"]
+            dur_count[job["kind"]] += 1
+        res = job.get("result") or {}
+        for b in res.get("backups") or []:
+            read += int(b.get("read_bytes") or 0)
+            stored += int(b.get("stored_bytes") or 0)
+            fallbacks += 1 if b.get("fallback_reason") else 0
+            size = b.get("size_bytes") or 0
+            change_ratio[b["volume_id"]] = (b.get("changed_bytes") or 0) / size if size else 0.0
+            v = b.get("verification")
+            if v is not None and not v.get("ok"):
+                verify_failures += 1
+            else:
+                last_success[b["volume_id"]] = float(job["finished"])
+        for v in res.get("verifications") or []:
+            verify_failures += 0 if v.get("ok") else 1
+
+    o = _Out()
+    o.family("drbdbackup_last_success_timestamp_seconds", "gauge",
+             "Unix time of the last successful backup of a volume")
+    for vol, ts in sorted(last_success.items()):
+        o.sample("drbdbackup_last_success_timestamp_seconds", ts, volume_id=vol)
+    o.family("drbdbackup_bytes_read_total", "counter", "Bytes read from sources by backups")
+    o.sample("drbdbackup_bytes_read_total", read)
+    o.family("drbdbackup_bytes_stored_total", "counter", "Bytes newly stored in the repository by backups")
+    o.sample("drbdbackup_bytes_stored_total", stored)
+    o.family("drbdbackup_change_ratio", "gauge", "Changed bytes / volume size of the last backup of a volume")
+    for vol, r in sorted(change_ratio.items()):
+        o.sample("drbdbackup_change_ratio", round(r, 6), volume_id=vol)
+    o.family("drbdbackup_fallbacks_total", "counter", "Backups that fell back to a full read")
+    o.sample("drbdbackup_fallbacks_total", fallbacks)
+    o.family("drbdbackup_verification_failures_total", "counter", "Verifier runs that did not pass")
+    o.sample("drbdbackup_verification_failures_total", verify_failures)
+    o.family("drbdbackup_job_duration_seconds", "summary", "Duration of finished jobs")
+    for kind in KINDS:
+        o.sample("drbdbackup_job_duration_seconds_sum", round(dur_sum[kind], 3), kind=kind)
+        o.sample("drbdbackup_job_duration_seconds_count", dur_count[kind], kind=kind)
+    o.family("drbdbackup_jobs", "gauge", "Jobs in the store by state")
+    for state in STATES:
+        o.sample("drbdbackup_jobs", counts.get(state, 0), state=state)
+    return "\n".join(o.lines) + "\n"
