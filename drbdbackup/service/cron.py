@@ -3,7 +3,8 @@
 Supported per field: numbers, ``*``, lists (``1,5``), ranges (``1-5``) and steps (``*/15``,
 ``10-50/10``, ``5/20`` = from 5 to the field maximum). Day of week is 0-7 (0 and 7 = Sunday).
 As in Vixie cron, when both day-of-month and day-of-week are restricted (neither starts with
-``*``), a day matches when EITHER matches. Names (``mon``, ``jan``) and ``@daily`` are not supported.
+``*``), a day matches when EITHER matches; otherwise both must match (``*/2`` counts as starting
+with ``*``: ``0 0 */2 * 1`` is odd days that are Mondays). Names (``mon``, ``jan``) and ``@daily`` are not supported.
 """
 
 from __future__ import annotations
@@ -77,12 +78,8 @@ class Cron:
             return False
         dom = dt.day in self.days
         dow = (dt.isoweekday() % 7) in self.weekdays
-        if self.dom_any and self.dow_any:
-            return True
-        if self.dom_any:
-            return dow
-        if self.dow_any:
-            return dom
+        if self.dom_any or self.dow_any:  # Vixie cron: a field starting with '*' (also '*/n')
+            return dom and dow
         return dom or dow
 
     def matches(self, dt: datetime) -> bool:

@@ -15,14 +15,14 @@ from drbdbackup.service.daemon import Service
 PREFIX = "drbdbackup serve"
 
 
-def _setup_logging() -> None:
+def _setup_logging() -> logging.Handler:
+    """One line per event on stderr; returns the handler so serve() can remove it."""
     log = logging.getLogger("drbdbackup.service")
-    if not log.handlers:
-        h = logging.StreamHandler(sys.stderr)
-        h.setFormatter(logging.Formatter(f"%(asctime)s {PREFIX}: %(message)s", "%Y-%m-%dT%H:%M:%S%z"))
-        log.addHandler(h)
+    h = logging.StreamHandler(sys.stderr)
+    h.setFormatter(logging.Formatter(f"%(asctime)s {PREFIX}: %(message)s", "%Y-%m-%dT%H:%M:%S%z"))
+    log.addHandler(h)
     log.setLevel(logging.INFO)
-    log.propagate = False
+    return h
 
 
 async def run(settings: Settings) -> int:
@@ -47,7 +47,7 @@ async def run(settings: Settings) -> int:
 
 def serve(config_path: str) -> int:
     """Blocking entry point for the command line; returns the exit code."""
-    _setup_logging()
+    handler = _setup_logging()
     try:
         settings = load_config(config_path)
         return asyncio.run(run(settings))
@@ -58,6 +58,8 @@ def serve(config_path: str) -> int:
         what = "address already in use" if exc.errno == errno.EADDRINUSE else (exc.strerror or str(exc))
         print(f"{PREFIX}: error: {what}", file=sys.stderr)
         return EXIT_ENVIRONMENT
+    finally:
+        logging.getLogger("drbdbackup.service").removeHandler(handler)
 
 
 if __name__ == "__main__":
