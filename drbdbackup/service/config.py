@@ -4,6 +4,47 @@ Relative paths are resolved against the directory of the config file. Secrets (t
 the repository passphrase, the LINSTOR token) are never in the file itself: only paths to files
 holding them. `load_config` raises `ConfigError` (exit code 2) with one line naming the file and
 every problem found.
+
+EXAMPLE (parsed by the tests):
+
+    [service]
+    listen = "127.0.0.1:8470"        # non-loopback needs allow_remote = true
+    token_file = "/etc/drbdbackup/api-token"   # bearer token for POST /v1/jobs
+    state_db = "/var/lib/drbdbackup/jobs.sqlite"
+    max_jobs = 2                     # jobs running at once, all policies
+    max_jobs_per_node = 1            # applied per policy (see scheduler.py)
+    linstor_api_rate = 10            # LINSTOR API calls per second, all jobs together
+    read_rate_mib = 0                # accepted and shown, NOT enforced by this build (0 = unlimited)
+    timezone = "UTC"                 # zone the cron schedules are evaluated in
+
+    [repository]
+    location = "/srv/backup/repo"    # or s3://bucket/prefix
+    password_file = "/etc/drbdbackup/repo-pass"
+
+    [linstor]
+    controllers = "linstor+ssl://ctl1,linstor+ssl://ctl2"
+    token_file = "/etc/drbdbackup/linstor-token"
+    allow_insecure = false
+    cluster = "linstor"              # volume ids are <cluster>.<resource>.<volume-nr>
+
+    [[policy]]
+    name = "vms"
+    resources = ["vm-db", "vm-web"]
+    consistency_group = false        # true: one multi-resource snapshot per run
+    schedule = "15 2 * * *"
+    keep_last = 7
+    keep_daily = 14
+    keep_weekly = 8
+    verify_sample = 0.05             # 0 = no verification after a backup
+    tracker = "auto"
+
+    [[policy]]
+    name = "images"
+    files = [{ path = "/srv/images/golden.img", volume_id = "golden" }]
+    schedule = "0 */6 * * *"
+    keep_last = 7                    # keep_* rules must be the same in every policy that sets
+    keep_daily = 14                  # them: prune applies to the whole repository
+    keep_weekly = 8
 """
 
 from __future__ import annotations

@@ -100,3 +100,16 @@ def test_serve_empty_token_file_exit_2(env: Env, capsys: pytest.CaptureFixture[s
     (env.tmp / "token").write_text("\n")
     assert serve(str(write_config(env.tmp))) == 2
     assert "is empty" in capsys.readouterr().err
+
+
+def test_docstring_example_parses(tmp_path: Path) -> None:
+    import textwrap
+
+    from drbdbackup.service import config
+
+    doc = config.__doc__ or ""
+    example = textwrap.dedent(doc.split("EXAMPLE (parsed by the tests):", 1)[1])
+    p = tmp_path / "example.toml"
+    p.write_text(example)
+    s = load_config(str(p))
+    assert [x.name for x in s.policy] == ["vms", "images"] and s.policy[0].schedule == "15 2 * * *"
