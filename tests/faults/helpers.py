@@ -16,6 +16,21 @@ CLI = [sys.executable, "-m", "drbdbackup"]
 FAULTY_CLI = [sys.executable, str(Path(__file__).with_name("faulty_cli.py"))]
 ERROR_PREFIX = "drbdbackup: error:"
 NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+
+
+def nobody_skip_reason() -> str | None:
+    """Why the CLI cannot run as 'nobody' here (None when it can): needs root, setpriv, and an
+    interpreter plus packages that 'nobody' may read (a venv under /root is not)."""
+    if os.geteuid() != 0 or shutil.which("setpriv") is None:
+        return "needs root and setpriv to run the CLI as 'nobody' (root reads a mode-000 file)"
+    probe = subprocess.run(
+        NOBODY + [sys.executable, "-c", "import blake3, zstandard, cryptography, drbdbackup.cli"],
+        capture_output=True, text=True, cwd="/",
+    )
+    if probe.returncode != 0:
+        last = (probe.stderr.strip().splitlines() or ["?"])[-1]
+        return f"'nobody' cannot import drbdbackup's dependencies from {sys.executable} ({last})"
+    return None
 CHUNK = 64 << 10
 
 

@@ -23,6 +23,7 @@ from .helpers import (
     assert_untouched,
     copy_scenario,
     full_snapshot,
+    nobody_skip_reason,
     run_cli,
     sha256_file,
 )
@@ -58,8 +59,9 @@ def test_missing_source_and_directory_source(scenario: Scenario) -> None:
 
 
 def test_unreadable_source_as_nobody(plain_template: Scenario, public_dir: Path) -> None:
-    if os.geteuid() != 0 or shutil.which("setpriv") is None:
-        pytest.skip("needs root and setpriv to run the CLI as 'nobody' (root reads a mode-000 file)")
+    reason = nobody_skip_reason()
+    if reason:
+        pytest.skip(reason)
     sc = copy_scenario(plain_template, public_dir / "sc")
     for dirpath, _dirs, files in os.walk(sc.repo):  # the repository belongs to 'nobody'
         os.chown(dirpath, 65534, 65534)

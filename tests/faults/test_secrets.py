@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path
 
 import pytest
@@ -16,6 +15,7 @@ from .helpers import (
     assert_untouched,
     copy_scenario,
     full_snapshot,
+    nobody_skip_reason,
     repo_files,
     run_cli,
 )
@@ -83,8 +83,9 @@ def test_bad_password_file(enc_scenario: Scenario, tmp_path: Path, kind: str) ->
 
 
 def test_unreadable_password_file_as_nobody(enc_template: Scenario, public_dir: Path) -> None:
-    if os.geteuid() != 0 or shutil.which("setpriv") is None:
-        pytest.skip("needs root and setpriv to run the CLI as 'nobody' (root reads a mode-000 file)")
+    reason = nobody_skip_reason()
+    if reason:
+        pytest.skip(reason)
     sc = copy_scenario(enc_template, public_dir / "sc")
     pw = public_dir / "pw"
     pw.write_text(PASSWORD)
