@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 
-import zstandard
+import pyzstd
 
 from drbdbackup.repo.crypto import OpenFailed, open_sealed, seal
 
@@ -16,19 +16,19 @@ KIND_TREE = 1
 _local = threading.local()
 
 
-def _compressor(level: int) -> zstandard.ZstdCompressor:
-    comp = getattr(_local, "comp", None)
-    if comp is None or _local.level != level:
-        comp = _local.comp = zstandard.ZstdCompressor(level=level, write_content_size=True)
-        _local.level = level
-    return comp
+def _compress(data: bytes | memoryview, level: int) -> bytes:
+    """One zstd frame with its content size. pyzstd releases the GIL, so worker threads compress
+    in parallel (python-zstandard's one-shot compress does not)."""
+    return pyzstd.compress(data, level)
 
 
-def _decompressor() -> zstandard.ZstdDecompressor:
-    dec = getattr(_local, "dec", None)
-    if dec is None:
-        dec = _local.dec = zstandard.ZstdDecompressor()
-    return dec
+def _decompress(body: bytes | memoryview, plain_length: int) -> bytes:
+    """Decompress one frame, never producing more than plain_length + 1 bytes."""
+    dec = pyzstd.ZstdDecompressor()
+    out = dec.decompress(body, max_length=plain_length + 1)
+    if not dec.eof:
+        raise BlobError("zstd frame is truncated or longer than the recorded length")
+    return out
 
 
 class BlobError(Exception):
@@ -48,10 +48,9 @@ def looks_incompressible(plaintext: bytes | memoryview, level: int = 1) -> bool:
     n = len(plaintext)
     if n <= 8 * PROBE_BYTES:
         return False
-    comp = _compressor(level)
     for off in (0, n // 2, n - PROBE_BYTES):
         probe = plaintext[off : off + PROBE_BYTES]
-        if len(comp.compress(probe)) <= PROBE_BYTES * (1 - PROBE_MIN_SAVING):
+        if len(_compress(probe, level)) <= PROBE_BYTES * (1 - PROBE_MIN_SAVING):
             return False
     return True
 
@@ -62,7 +61,7 @@ def encode_blob(
     """Compress (if it shrinks) and seal one blob."""
     encoded = None
     if not looks_incompressible(plaintext, level):
-        compressed = _compressor(level).compress(plaintext)
+        compressed = _compress(plaintext, level)
         if len(compressed) < len(plaintext):
             encoded = _ZSTD + compressed
     if encoded is None:
@@ -86,8 +85,8 @@ def decode_blob(stored: bytes, blob_id: bytes, enc_key: bytes | None, plain_leng
         data = bytes(body)
     elif kind == TYPE_ZSTD:
         try:
-            data = _decompressor().decompress(body, max_output_size=plain_length)
-        except zstandard.ZstdError as exc:
+            data = _decompress(body, plain_length)
+        except pyzstd.ZstdError as exc:
             raise BlobError(f"zstd: {exc}") from None
     else:
         raise BlobError(f"unknown blob type {kind}")
