@@ -301,6 +301,12 @@ def cmd_report(args: argparse.Namespace) -> int:
     return EXIT_OK if summary["chain_ok"] else EXIT_INTEGRITY
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    from drbdbackup.service.main import serve
+
+    return serve(args.config)
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from drbdbackup.demo import run_demo
 
@@ -383,6 +389,9 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--format", required=True, choices=["json", "html"])
     sp.add_argument("--output", required=True)
 
+    sp = cmd("serve", cmd_serve, "run the backup service (schedules, REST API, metrics)")
+    sp.add_argument("--config", required=True, help="TOML configuration file")
+
     sp = cmd("demo", cmd_demo, "run the whole job on a built-in sandbox")
     sp.add_argument("--workdir", help="where to put the sandbox (default: a new temp dir)")
     return p
@@ -394,7 +403,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
         if not getattr(args, "func", None):
-            raise UsageError("a command is required: init, backup, list, restore, prune, check, report, demo")
+            raise UsageError(
+                "a command is required: init, backup, list, restore, prune, check, report, serve, demo"
+            )
         return args.func(args)
     except DrbdBackupError as exc:
         if debug:

@@ -52,7 +52,7 @@ def test_sigterm_waits_for_running_backup(env: Env) -> None:
     log = env.tmp / "serve.log"
     with open(log, "w") as err:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "drbdbackup.service.main", str(cfg)],
+            [sys.executable, "-m", "drbdbackup", "serve", "--config", str(cfg)],
             stdout=subprocess.DEVNULL, stderr=err, cwd=env.tmp,
         )
     try:
