@@ -38,6 +38,10 @@ def parse_size(text: str) -> int:
     return int(m.group(1)) * mult
 
 
+def _rate(text: str | None) -> int:
+    return parse_size(text) if text else 0
+
+
 def _probability(text: str) -> float:
     try:
         p = float(text)
@@ -163,13 +167,14 @@ def cmd_backup(args: argparse.Namespace, repo) -> int:
             results = backup_linstor(
                 repo, ctl, args.resource, volume_nr=args.volume_nr, node=args.node,
                 tracker=args.tracker, cluster=args.cluster, defer_audit=bool(args.verify_sample),
+                read_rate_bytes_s=_rate(args.read_limit),
             )
     else:
         if not args.file or not args.volume_id:
             raise UsageError("backup needs --resource RSC, or --file PATH with --volume-id ID")
         req = BackupRequest(
             source_path=args.file, volume_id=args.volume_id, tracker=args.tracker,
-            defer_audit=bool(args.verify_sample),
+            defer_audit=bool(args.verify_sample), read_rate_bytes_s=_rate(args.read_limit),
         )
         results = [run_backup(repo, req)]
     out = []
@@ -351,6 +356,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--volume-id", help="volume id for --file")
     sp.add_argument("--tracker", default="auto", choices=["auto", "checksum", "reflink", "thin-delta", "full"])
     sp.add_argument("--verify-sample", type=_probability, help="run drbdverify on this sample rate afterwards")
+    sp.add_argument("--read-limit", help="cap snapshot reads, bytes per second (e.g. 200M); protects production I/O")
     sp.add_argument("--node", help="LINSTOR node to read from (default: one with an UpToDate replica)")
     sp.add_argument("--cluster", default=os.environ.get("DRBDBACKUP_CLUSTER", "linstor"),
                     help="cluster name used in volume ids <cluster>.<resource>.<volume-nr>")

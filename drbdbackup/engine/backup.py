@@ -59,6 +59,7 @@ class BackupRequest:
     progress: bool | None = None
     workers: int = max(2, os.cpu_count() or 2)
     spot_check_seed: int | None = None
+    read_rate_bytes_s: int = 0  # 0 = unlimited
     defer_audit: bool = False  # the caller appends the audit entry (e.g. with a verification verdict)
 
 
@@ -97,6 +98,7 @@ class _Pipeline:
         self.chunk_size = repo.chunk_size
         self.new_chunks = 0
         self.zero_chunks = 0
+        self.read_rate = 0
 
     def _chunk(self, view: memoryview) -> tuple[bytes, bytes | None]:
         hasher = self.repo.hasher
@@ -110,7 +112,7 @@ class _Pipeline:
     def run(self, fd: int, ranges: list[tuple[int, int]], progress: Progress) -> tuple[dict[int, bytes], int]:
         """Read `ranges`; return ({position: id}, bytes read)."""
         ids: dict[int, bytes] = {}
-        reader = RingReader(fd, plan_segments(ranges))
+        reader = RingReader(fd, plan_segments(ranges), rate_bytes_s=self.read_rate)
         window: deque[tuple[Segment, list[Future]]] = deque()
         limit = max(1, len(reader.buffers) - 1)
         try:
@@ -218,6 +220,7 @@ def _backup_locked(
     try:
         with ThreadPoolExecutor(max_workers=req.workers, thread_name_prefix="chunk") as ex:
             pipe = _Pipeline(repo, writer, ex)
+            pipe.read_rate = req.read_rate_bytes_s
             if native is None:
                 got, read_bytes = pipe.run(fd, [(0, size)] if size else [], progress)
                 ids = [got[i] for i in range(n)]

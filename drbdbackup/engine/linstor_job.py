@@ -218,6 +218,7 @@ def backup_linstor(
     cluster: str = "linstor",
     progress: bool | None = None,
     defer_audit: bool = False,
+    read_rate_bytes_s: int = 0,
 ) -> list[BackupResult]:
     """Snapshot `rscs` together, back up every volume, then delete the previous snapshots."""
     sources = resolve_sources(ctl, rscs, volume_nr, node, cluster)
@@ -248,6 +249,7 @@ def backup_linstor(
                 lineage=facts,
                 progress=progress,
                 defer_audit=defer_audit,
+                read_rate_bytes_s=read_rate_bytes_s,
                 source_info={
                     "kind": "linstor",
                     "controller": ",".join(ctl.uris),

@@ -8,6 +8,7 @@ import os
 import queue
 import stat
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -74,8 +75,12 @@ class RingReader:
     Iterate to get Segments in order; call `release(segment)` when done with its bytes.
     """
 
-    def __init__(self, fd: int, segments: list[tuple[int, int]], buffers: int = RING_BUFFERS) -> None:
+    def __init__(
+        self, fd: int, segments: list[tuple[int, int]], buffers: int = RING_BUFFERS,
+        rate_bytes_s: int = 0,
+    ) -> None:
         self.fd = fd
+        self.rate = rate_bytes_s  # 0 = unlimited; else reads are paced to protect production I/O
         self.segments = segments
         seg = max((n for _o, n in segments), default=ALIGN)
         self.buf_size = (seg + ALIGN - 1) // ALIGN * ALIGN
@@ -114,9 +119,17 @@ class RingReader:
             fd = self._bfd = os.open(f"/proc/self/fd/{self.fd}", os.O_RDONLY)
         return fd
 
+    def _pace(self, start: float) -> None:
+        if self.rate > 0:
+            ahead = self.read_bytes / self.rate - (time.monotonic() - start)
+            if ahead > 0:
+                time.sleep(ahead)
+
     def _run(self) -> None:
+        start = time.monotonic()
         try:
             for offset, length in self.segments:
+                self._pace(start)
                 slot = self.free.get()
                 if self._stop:
                     return

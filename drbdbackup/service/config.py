@@ -14,7 +14,7 @@ EXAMPLE (parsed by the tests):
     max_jobs = 2                     # jobs running at once, all policies
     max_jobs_per_node = 1            # applied per policy (see scheduler.py)
     linstor_api_rate = 10            # LINSTOR API calls per second, all jobs together
-    read_rate_mib = 0                # accepted and shown, NOT enforced by this build (0 = unlimited)
+    read_rate_mib = 0                # cap on snapshot/file reads per job, MiB/s (0 = unlimited)
     timezone = "UTC"                 # zone the cron schedules are evaluated in
 
     [repository]
@@ -98,7 +98,7 @@ class ServiceSettings(_Strict):
     max_jobs: int = Field(2, ge=1, le=64)
     max_jobs_per_node: int = Field(1, ge=1, le=64)
     linstor_api_rate: int = Field(10, ge=1, description="LINSTOR API calls per second, all jobs together")
-    read_rate_mib: int = Field(0, ge=0, description="pass-through: not enforced by this build (0 = unlimited)")
+    read_rate_mib: int = Field(0, ge=0, description="cap on snapshot/file reads per job, MiB/s (0 = unlimited)")
     timezone: str = "UTC"
 
     @model_validator(mode="after")

@@ -74,12 +74,13 @@ def backup_policy(ctx: JobContext, policy: Policy, out: list[BackupResult]) -> N
     """Back up every target of `policy`, appending results to `out` as they complete (blocking)."""
     repo = open_repo(ctx)
     defer = policy.verify_sample > 0
+    rate = ctx.settings.service.read_rate_mib << 20
     try:
         if policy.files:
             for f in policy.files:
                 out.append(run_backup(repo, BackupRequest(
                     source_path=f.path, volume_id=f.volume_id, tracker=policy.tracker,
-                    progress=False, defer_audit=defer)))
+                    progress=False, defer_audit=defer, read_rate_bytes_s=rate)))
             return
         from drbdbackup.engine.linstor_job import backup_linstor
 
@@ -88,7 +89,7 @@ def backup_policy(ctx: JobContext, policy: Policy, out: list[BackupResult]) -> N
             with _controller(ctx) as ctl:
                 out.extend(backup_linstor(repo, ctl, rscs, tracker=policy.tracker,
                                           cluster=ctx.settings.linstor.cluster, progress=False,
-                                          defer_audit=defer))
+                                          defer_audit=defer, read_rate_bytes_s=rate))
     except DrbdBackupError as exc:
         if not isinstance(exc, RepositoryLocked):
             try:

@@ -127,3 +127,20 @@ def test_prune_keeps_restorable_generations(tmp_path: Path) -> None:
     out = tmp_path / "out"
     run_cli("restore", "--repo", repo, "--volume-id", "v", "--target", str(out))
     assert files_equal(out, tmp_path / "last.img")
+
+
+def test_read_limit_paces_the_source_reads(tmp_path: Path) -> None:
+    import time
+
+    img = tmp_path / "v.img"
+    make_mixed_image(img, 48)
+    repo = str(tmp_path / "repo")
+    run_cli("init", "--repo", repo)
+    t = time.monotonic()
+    res = cli_json("backup", "--repo", repo, "--file", str(img), "--volume-id", "v", "--read-limit", "16M")
+    elapsed = time.monotonic() - t
+    # 48 MiB at 16 MiB/s: the last 16 MiB segment may start at 2 s, so at least ~2 s
+    assert res["read_bytes"] == 48 << 20 and elapsed >= 1.9
+    bad = run_cli("backup", "--repo", repo, "--file", str(img), "--volume-id", "v", "--read-limit", "fast",
+                  check=False)
+    assert bad.returncode == 2 and "invalid size" in bad.stderr
