@@ -42,7 +42,7 @@ from .keys import SealError
 from .repository import Repository
 from .results import FAIL, NOTE, PASS, UNVERIFIABLE, CheckResult, Finding, RunResult
 from .sampler import Selection, confidence_words, escape_probability
-from .store import ObjectMissing
+from .store import ObjectMissing, ObjectReader
 
 STREAM_BLOCK = 1 << 20
 
@@ -298,13 +298,21 @@ class Verifier:
         if good:
             plan[good[0].pack].append(good[0])
 
-    def _pread_pack(self, pid: str, locs: list[IndexBlob], plan: dict[str, list[IndexBlob]]) -> None:
+    def _open_pack(
+        self, pid: str, locs: list[IndexBlob], plan: dict[str, list[IndexBlob]]
+    ) -> ObjectReader | None:
+        """Open a pack; a missing one is marked damaged and its blobs are queued elsewhere."""
         try:
-            reader = self.repo.store.open(pack_name(pid))
+            return self.repo.store.open(pack_name(pid))
         except ObjectMissing:
             self.repo.mark_pack_damaged(pid, "pack is missing")
             for loc in locs:
                 self._enqueue(loc.id, plan)
+            return None
+
+    def _pread_pack(self, pid: str, locs: list[IndexBlob], plan: dict[str, list[IndexBlob]]) -> None:
+        reader = self._open_pack(pid, locs, plan)
+        if reader is None:
             return
         try:
             for loc in locs:
@@ -314,12 +322,8 @@ class Verifier:
 
     def _stream_pack(self, pid: str, locs: list[IndexBlob], plan: dict[str, list[IndexBlob]]) -> None:
         """One sequential pass: re-hash the whole pack, decode the needed blobs on the way."""
-        try:
-            reader = self.repo.store.open(pack_name(pid))
-        except ObjectMissing:
-            self.repo.mark_pack_damaged(pid, "pack is missing")
-            for loc in locs:
-                self._enqueue(loc.id, plan)
+        reader = self._open_pack(pid, locs, plan)
+        if reader is None:
             return
         h = blake3.blake3()
         pos = 0
