@@ -216,6 +216,7 @@ def _backup_locked(
     progress_total = size if native is None else len(native.positions) * cs
     progress = Progress(progress_total, f"backup {req.volume_id}", enabled=req.progress)
     writer = repo.writer()
+    writer.start_background()
     ids: list[bytes]
     try:
         with ThreadPoolExecutor(max_workers=req.workers, thread_name_prefix="chunk") as ex:

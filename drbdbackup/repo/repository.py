@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import secrets
+import threading
 
 from drbdbackup.errors import (
     IntegrityError,
@@ -278,7 +280,12 @@ def _open_any_key(backend: Backend, passphrase: str) -> MasterKey:
 
 
 class BlobWriter:
-    """Packs new blobs; `commit` uploads the last pack and writes one index file."""
+    """Packs new blobs; `commit` uploads the last pack and writes one index file.
+
+    With `start_background()`, pack writing (file write, pack hash, upload) runs in its own
+    thread so it overlaps with hashing and compression; errors surface at the next `add` or at
+    `commit`.
+    """
 
     def __init__(self, repo: Repository) -> None:
         self.repo = repo
@@ -286,6 +293,9 @@ class BlobWriter:
         self.written: dict[str, list[PackEntry]] = {}
         self.added: set[bytes] = set()
         self.stored_bytes = 0
+        self._queue: queue.Queue | None = None
+        self._thread: threading.Thread | None = None
+        self._error: BaseException | None = None
 
     def needs(self, blob_id: bytes) -> bool:
         """True unless the blob has a good copy already or was added in this run."""
@@ -294,13 +304,45 @@ class BlobWriter:
     def add(self, kind: int, blob_id: bytes, stored: bytes, plain_length: int) -> None:
         if blob_id in self.added:
             return
+        if self._error is not None:
+            raise self._error
+        self.added.add(blob_id)
+        self.stored_bytes += len(stored)
+        if self._queue is not None:
+            self._queue.put((kind, blob_id, stored, plain_length))
+        else:
+            self._append(kind, blob_id, stored, plain_length)
+
+    def _append(self, kind: int, blob_id: bytes, stored: bytes, plain_length: int) -> None:
         if self.pack is None:
             self.pack = PackWriter(self.repo.backend.staging_dir(), self.repo.enc_key)
         self.pack.add(kind, blob_id, stored, plain_length)
-        self.added.add(blob_id)
-        self.stored_bytes += len(stored)
         if self.pack.full:
             self._flush_pack()
+
+    def start_background(self, depth: int = 24) -> None:
+        """Write packs in a background thread (bounded queue: memory stays bounded)."""
+        self._queue = queue.Queue(maxsize=depth)
+        self._thread = threading.Thread(target=self._run_background, name="packer", daemon=True)
+        self._thread.start()
+
+    def _run_background(self) -> None:
+        assert self._queue is not None
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            if self._error is None:
+                try:
+                    self._append(*item)
+                except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
+                    self._error = exc
+
+    def _stop_background(self) -> None:
+        if self._queue is not None and self._thread is not None:
+            self._queue.put(None)
+            self._thread.join()
+        self._queue = self._thread = None
 
     def add_plain(self, kind: int, data: bytes) -> bytes:
         """Hash, encode and add if needed; returns the id."""
@@ -323,6 +365,9 @@ class BlobWriter:
 
     def commit_packs(self) -> None:
         """Upload the open pack (if it holds anything)."""
+        self._stop_background()
+        if self._error is not None:
+            raise self._error
         if self.pack is not None and self.pack.entries:
             self._flush_pack()
         elif self.pack is not None:
@@ -341,6 +386,7 @@ class BlobWriter:
         return names
 
     def abort(self) -> None:
+        self._stop_background()
         if self.pack is not None:
             self.pack.abort()
             self.pack = None
