@@ -167,7 +167,7 @@ def cmd_backup(args: argparse.Namespace, repo) -> int:
             results = backup_linstor(
                 repo, ctl, args.resource, volume_nr=args.volume_nr, node=args.node,
                 tracker=args.tracker, cluster=args.cluster, defer_audit=bool(args.verify_sample),
-                read_rate_bytes_s=_rate(args.read_limit),
+                read_rate_bytes_s=_rate(args.read_limit), checksum_every=args.checksum_every,
             )
     else:
         if not args.file or not args.volume_id:
@@ -357,6 +357,9 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--tracker", default="auto", choices=["auto", "checksum", "reflink", "thin-delta", "full"])
     sp.add_argument("--verify-sample", type=_probability, help="run drbdverify on this sample rate afterwards")
     sp.add_argument("--read-limit", help="cap snapshot reads, bytes per second (e.g. 200M); protects production I/O")
+    sp.add_argument("--checksum-every", type=int, default=14, metavar="N",
+                    help="with --tracker auto, every N-th generation reads everything instead of "
+                         "trusting a native map (0 = never)")
     sp.add_argument("--node", help="LINSTOR node to read from (default: one with an UpToDate replica)")
     sp.add_argument("--cluster", default=os.environ.get("DRBDBACKUP_CLUSTER", "linstor"),
                     help="cluster name used in volume ids <cluster>.<resource>.<volume-nr>")

@@ -60,6 +60,7 @@ class BackupRequest:
     workers: int = max(2, os.cpu_count() or 2)
     spot_check_seed: int | None = None
     read_rate_bytes_s: int = 0  # 0 = unlimited
+    native_skipped_reason: str | None = None  # why a native map was deliberately not used
     defer_audit: bool = False  # the caller appends the audit entry (e.g. with a verification verdict)
 
 
@@ -208,6 +209,8 @@ def _backup_locked(
     if req.tracker in ("reflink", "thin-delta") and req.native_map is None and verdict.usable:
         raise UsageError(f"tracker {req.tracker} is not available for this source")
     fallback_reason = None if verdict.code in ("no-parent", "forced-full", "valid") else verdict.reason
+    if verdict.usable and native is None and req.native_skipped_reason:
+        fallback_reason = req.native_skipped_reason
     if verdict.usable:
         mode, tracker = "incremental", (native.tracker if native else "checksum")
     else:

@@ -192,6 +192,23 @@ def _native_map(
     return None
 
 
+NATIVE_TRACKERS = ("reflink", "thin-delta")
+
+
+def native_streak(repo: Repository, parent: GenerationRecord | None, limit: int) -> int:
+    """How many generations in a row (ending at `parent`) used a native map, counted up to `limit`."""
+    n, rec = 0, parent
+    while rec is not None and rec.tracker in NATIVE_TRACKERS and n < limit:
+        n += 1
+        if not rec.parent:
+            break
+        try:
+            rec = repo.read_record(rec.volume_id, rec.parent)
+        except (IntegrityError, UsageError):
+            break
+    return n
+
+
 def _ensure_readable(kind: str, path: str) -> None:
     """LVM thin snapshots carry the activation-skip flag: activate them (`lvchange -ay -K`)."""
     if os.path.exists(path):
@@ -219,6 +236,7 @@ def backup_linstor(
     progress: bool | None = None,
     defer_audit: bool = False,
     read_rate_bytes_s: int = 0,
+    checksum_every: int = 14,
 ) -> list[BackupResult]:
     """Snapshot `rscs` together, back up every volume, then delete the previous snapshots."""
     sources = resolve_sources(ctl, rscs, volume_nr, node, cluster)
@@ -240,6 +258,15 @@ def backup_linstor(
             facts, parent_path = _lineage(ctl, src, parent)
             parent_snap = parent.source.get("snapshot") if parent else None
             native = _native_map(tracker, src, parent_snap, parent_path, snap, path, repo.chunk_size)
+            skipped = None
+            if native is not None and checksum_every > 0 and tracker == "auto":
+                streak = native_streak(repo, parent, checksum_every)
+                if streak >= checksum_every - 1:
+                    skipped = (
+                        f"periodic checksum read: {streak} {native.tracker} generations in a row "
+                        f"(--checksum-every {checksum_every}) bound silent drift of native maps"
+                    )
+                    native = None
             req = BackupRequest(
                 source_path=path,
                 volume_id=src.volume_id,
@@ -250,6 +277,7 @@ def backup_linstor(
                 progress=progress,
                 defer_audit=defer_audit,
                 read_rate_bytes_s=read_rate_bytes_s,
+                native_skipped_reason=skipped,
                 source_info={
                     "kind": "linstor",
                     "controller": ",".join(ctl.uris),

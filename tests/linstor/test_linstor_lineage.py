@@ -131,3 +131,22 @@ def test_backup_of_one_volume_keeps_the_other_volumes_lineage(ctx: Ctx, auto_san
     results = ctx.backup("lnkeep")
     assert [(r["volume_id"], r["mode"], r["fallback_reason"]) for r in results] == [
         ("linstor.lnkeep.0", "incremental", None), ("linstor.lnkeep.1", "incremental", None)]
+
+
+def test_checksum_every_bounds_native_map_chains(ctx: Ctx, auto_sandbox: Sandbox) -> None:
+    """With --checksum-every 3, at most two native-map generations follow each other; the third
+    reads everything (checksum) and says why; restores stay byte-identical."""
+    if not auto_sandbox.mounted:
+        pytest.skip("needs the XFS reflink pool (root + mkfs.xfs) for native maps")
+    info = auto_sandbox.create_resource("lnchk", [4 * MiB], nodes=["node-a"])
+    dev = info.volumes[("node-a", 0)].device_path
+    trackers, reasons = [], []
+    for i in range(5):
+        with open(dev, "r+b") as f:
+            f.seek(i * 65536)
+            f.write(bytes([i + 1]) * 4096)
+        (res,) = ctx.backup("lnchk", extra=["--checksum-every", "3"])
+        trackers.append(res["tracker"])
+        reasons.append(res["fallback_reason"])
+    assert trackers == ["full", "reflink", "reflink", "checksum", "reflink"], trackers
+    assert "periodic checksum read" in reasons[3] and reasons[4] is None
