@@ -22,7 +22,7 @@ from drbdbackup.errors import (
 )
 from drbdbackup.repo import audit
 from drbdbackup.repo.backend import Backend
-from drbdbackup.repo.blob import BlobError, decode_blob, encode_blob
+from drbdbackup.repo.blob import BlobError, decode_blob
 from drbdbackup.repo.crypto import (
     GENERATION_AAD,
     INDEX_AAD,
@@ -343,13 +343,6 @@ class BlobWriter:
             self._queue.put(None)
             self._thread.join()
         self._queue = self._thread = None
-
-    def add_plain(self, kind: int, data: bytes) -> bytes:
-        """Hash, encode and add if needed; returns the id."""
-        blob_id = self.repo.hasher.id(data)
-        if self.needs(blob_id):
-            self.add(kind, blob_id, encode_blob(data, blob_id, self.repo.enc_key), len(data))
-        return blob_id
 
     def _flush_pack(self) -> None:
         assert self.pack is not None
