@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, field
 from drbdbackup.engine.progress import Progress
 from drbdbackup.engine.source import RingReader, Segment, open_source, plan_segments
 from drbdbackup.engine.tuning import tune_allocator
-from drbdbackup.errors import IntegrityError, UsageError
+from drbdbackup.errors import DrbdBackupError, IntegrityError, UsageError
 from drbdbackup.repo.blob import KIND_DATA, KIND_TREE, encode_blob
 from drbdbackup.repo.crypto import ZERO_ID
 from drbdbackup.repo.locks import Lock
@@ -303,7 +303,13 @@ def _backup_locked(
     }
     repo.write_record(rec)
     if not req.defer_audit:
-        repo.audit("backup", audit_details(result))
+        try:
+            repo.audit("backup", audit_details(result))
+        except DrbdBackupError as exc:
+            raise type(exc)(
+                f"generation {rec.generation} of {req.volume_id} is stored, but its audit entry "
+                f"could not be written: {exc}"
+            ) from None
     return result
 
 
