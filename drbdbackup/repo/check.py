@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from drbdbackup.errors import IntegrityError, ObjectNotFound
 from drbdbackup.repo import audit
 from drbdbackup.repo.blob import BlobError, decode_blob
-from drbdbackup.repo.crypto import ZERO_ID, plain_hash
+from drbdbackup.repo.crypto import plain_hash
 from drbdbackup.repo.pack import TRAILER, PackFormatError, pack_name, parse_toc, split_pack
 from drbdbackup.repo.repository import Repository
 
@@ -115,9 +115,7 @@ def run_check(repo: Repository, *, read_data: bool = False) -> CheckReport:
             try:
                 rec = repo.read_record(volume, gen)
                 ids = repo.chunk_ids(rec)
-                missing = [
-                    i for i, cid in enumerate(ids) if cid != ZERO_ID and not repo.index.has_good(cid)
-                ]
+                missing = repo.index.unavailable_positions(ids)
                 if missing:
                     raise IntegrityError(
                         f"{len(missing)} chunk(s) unavailable, first at byte offset "

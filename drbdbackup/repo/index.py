@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
+from drbdbackup.repo.crypto import ZERO_ID
 from drbdbackup.repo.pack import PackEntry
 
 
@@ -43,6 +44,12 @@ class Index:
     def has_good(self, blob_id: bytes) -> bool:
         """True if the blob has a copy that is not quarantined (safe to dedup against)."""
         return bool(self.good_locations(blob_id))
+
+    def unavailable_positions(self, chunk_ids: list[bytes]) -> list[int]:
+        """Chunk positions whose blob has no good copy (zero markers are never stored)."""
+        return [
+            i for i, cid in enumerate(chunk_ids) if cid != ZERO_ID and not self.has_good(cid)
+        ]
 
     def packs(self) -> set[str]:
         return {loc.pack for locs in self.locations.values() for loc in locs}

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from drbdbackup.errors import IntegrityError
-from drbdbackup.repo.crypto import ZERO_ID
 from drbdbackup.repo.records import check_volume_id
 from drbdbackup.repo.repository import Repository
 
@@ -26,7 +25,7 @@ def list_generations(repo: Repository, volume_id: str | None = None) -> list[dic
             status, problem = "ok", None
             try:
                 ids = repo.chunk_ids(rec)
-                bad = [i for i, c in enumerate(ids) if c != ZERO_ID and not repo.index.has_good(c)]
+                bad = repo.index.unavailable_positions(ids)
                 if bad:
                     status = "damaged"
                     problem = f"{len(bad)} chunk(s) have no good copy, first at byte {bad[0] * rec.chunk_size}"
