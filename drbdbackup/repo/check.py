@@ -8,7 +8,14 @@ from drbdbackup.errors import IntegrityError, ObjectNotFound
 from drbdbackup.repo import audit
 from drbdbackup.repo.blob import BlobError, decode_blob
 from drbdbackup.repo.crypto import plain_hash
-from drbdbackup.repo.pack import TRAILER, PackFormatError, pack_name, parse_toc, split_pack
+from drbdbackup.repo.pack import (
+    TRAILER,
+    PackFormatError,
+    pack_name,
+    parse_toc,
+    split_pack,
+    toc_bounds,
+)
 from drbdbackup.repo.repository import Repository
 
 
@@ -38,11 +45,10 @@ class CheckReport:
 
 
 def _toc_via_trailer(repo: Repository, name: str, size: int) -> list:
-    toc_len, _end = TRAILER.unpack(repo.backend.get_range(name, size - TRAILER.size, TRAILER.size))
-    if _end != b"DRBDTOC1" or toc_len > size:
-        raise PackFormatError("pack trailer damaged or truncated")
-    stored = repo.backend.get_range(name, size - TRAILER.size - toc_len, toc_len)
-    return parse_toc(stored, repo.enc_key)
+    """Read only a pack's trailer and TOC (the structure check without reading the data)."""
+    trailer = repo.backend.get_range(name, max(0, size - TRAILER.size), TRAILER.size)
+    toc_start, toc_len = toc_bounds(trailer, size)
+    return parse_toc(repo.backend.get_range(name, toc_start, toc_len), repo.enc_key)
 
 
 def run_check(repo: Repository, *, read_data: bool = False) -> CheckReport:

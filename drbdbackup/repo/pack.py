@@ -57,19 +57,27 @@ def parse_toc(toc_stored: bytes, enc_key: bytes | None) -> list[PackEntry]:
     return entries
 
 
+def toc_bounds(trailer: bytes, pack_size: int) -> tuple[int, int]:
+    """From a pack's last 12 bytes and its size: (offset, length) of the stored TOC."""
+    if pack_size < HEADER_LEN + TRAILER.size or len(trailer) != TRAILER.size:
+        raise PackFormatError("pack too short (truncated?)")
+    toc_len, end = TRAILER.unpack(trailer)
+    if end != END_MAGIC:
+        raise PackFormatError("pack trailer magic missing (truncated?)")
+    toc_start = pack_size - TRAILER.size - toc_len
+    if toc_start < HEADER_LEN:
+        raise PackFormatError("pack table of contents length out of range")
+    return toc_start, toc_len
+
+
 def split_pack(pack: bytes, enc_key: bytes | None) -> list[PackEntry]:
     """Parse a whole pack's header and trailer and return its TOC entries, bounds-checked."""
     if len(pack) < HEADER_LEN + TRAILER.size or pack[:8] != MAGIC:
         raise PackFormatError("not a pack (bad header)")
     if pack[8] != VERSION:
         raise PackFormatError(f"unsupported pack version {pack[8]}")
-    toc_len, end = TRAILER.unpack_from(pack, len(pack) - TRAILER.size)
-    if end != END_MAGIC:
-        raise PackFormatError("pack trailer magic missing (truncated?)")
-    toc_start = len(pack) - TRAILER.size - toc_len
-    if toc_start < HEADER_LEN:
-        raise PackFormatError("pack table of contents length out of range")
-    entries = parse_toc(pack[toc_start : len(pack) - TRAILER.size], enc_key)
+    toc_start, toc_len = toc_bounds(pack[-TRAILER.size :], len(pack))
+    entries = parse_toc(pack[toc_start : toc_start + toc_len], enc_key)
     for e in entries:
         if e.offset < HEADER_LEN or e.offset + e.length > toc_start:
             raise PackFormatError(f"pack entry {e.id.hex()} out of bounds")
