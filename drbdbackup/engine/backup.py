@@ -88,6 +88,23 @@ class BackupResult:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    @classmethod
+    def from_record(cls, rec: GenerationRecord) -> BackupResult:
+        """The result is the record's summary plus its stats."""
+        return cls(
+            volume_id=rec.volume_id,
+            generation=rec.generation,
+            parent=rec.parent,
+            mode=rec.mode,
+            tracker=rec.tracker,
+            map_validity=rec.map_validity,
+            fallback_reason=rec.fallback_reason,
+            size_bytes=rec.size_bytes,
+            chunk_count=rec.chunk_count,
+            root=rec.root,
+            **rec.stats,
+        )
+
 
 class _Pipeline:
     """Hashes and encodes chunks in worker threads while the ring reader keeps reading."""
@@ -277,30 +294,16 @@ def _backup_locked(
         root=root.hex(),
         tree_height=height,
         source=req.source_info or {"kind": "file", "path": os.path.abspath(req.source_path)},
-        stats={},
+        stats={
+            "read_bytes": read_bytes,
+            "changed_bytes": changed_bytes(diff, size, cs),
+            "stored_bytes": writer.stored_bytes,
+            "new_chunks": pipe.new_chunks,
+            "zero_chunks": pipe.zero_chunks,
+            "duration_s": round(time.monotonic() - start, 3),
+        },
     )
-    result = BackupResult(
-        volume_id=req.volume_id,
-        generation=rec.generation,
-        parent=rec.parent,
-        mode=mode,
-        tracker=tracker,
-        map_validity=verdict.code,
-        fallback_reason=fallback_reason,
-        size_bytes=size,
-        read_bytes=read_bytes,
-        changed_bytes=changed_bytes(diff, size, cs),
-        stored_bytes=writer.stored_bytes,
-        new_chunks=pipe.new_chunks,
-        zero_chunks=pipe.zero_chunks,
-        chunk_count=n,
-        duration_s=round(time.monotonic() - start, 3),
-        root=rec.root,
-    )
-    rec.stats = {
-        k: getattr(result, k)
-        for k in ("read_bytes", "changed_bytes", "stored_bytes", "new_chunks", "zero_chunks", "duration_s")
-    }
+    result = BackupResult.from_record(rec)
     repo.write_record(rec)
     if not req.defer_audit:
         try:
