@@ -19,6 +19,7 @@ from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 import blake3
 
@@ -45,6 +46,17 @@ from .sampler import Selection, confidence_words, escape_probability
 from .store import ObjectMissing, ObjectReader
 
 STREAM_BLOCK = 1 << 20
+
+
+def _hash_through(reader: ObjectReader, h: Any, pos: int, end: int) -> int:
+    """Feed bytes [pos, end) of the object into `h`; return where reading stopped."""
+    while pos < end:
+        b = reader.pread(pos, min(STREAM_BLOCK, end - pos))
+        if not b:
+            break
+        h.update(b)
+        pos += len(b)
+    return pos
 
 
 @dataclass
@@ -333,23 +345,13 @@ class Verifier:
                 if loc.offset < pos:  # overlapping entry: read it on its own
                     self._take(loc, reader.pread(loc.offset, loc.length), plan)
                     continue
-                while pos < loc.offset:
-                    b = reader.pread(pos, min(STREAM_BLOCK, loc.offset - pos))
-                    if not b:
-                        break
-                    h.update(b)
-                    pos += len(b)
+                pos = _hash_through(reader, h, pos, loc.offset)
                 data = reader.pread(loc.offset, loc.length)
                 h.update(data)
                 pos += len(data)
                 if self._take(loc, data, plan):
                     taken.append(loc)
-            while pos < reader.size:
-                b = reader.pread(pos, min(STREAM_BLOCK, reader.size - pos))
-                if not b:
-                    break
-                h.update(b)
-                pos += len(b)
+            _hash_through(reader, h, pos, reader.size)
         finally:
             reader.close()
         if h.hexdigest() != pid:
