@@ -168,8 +168,8 @@ def rotation_delete_fails(sb: Sandbox, tokens: dict[str, str],
 
 def test_rotation_failure_is_reported_and_repo_consistent(rotation_delete_fails: dict) -> None:
     r = rotation_delete_fails
-    # The generation is complete when the rotation fails; today that is exit 3 with one
-    # error line (arguably it should be 0 with a warning: see the report). Either is clean.
+    # The generation is complete when the rotation fails: the run warns and exits 0 (the next
+    # run removes the leftover); an exit 3 with one error line would also be clean.
     if r["proc"].returncode != 0:
         line = assert_one_error_line(r["proc"], 3)
         assert "snapshot" in line
