@@ -1,27 +1,27 @@
-"""Command line: argument parsing, output (text or --json), exit codes. No logic lives here."""
+"""Command line: argument parsing, output (text or --json), exit codes. No logic lives here:
+each command builds a request, calls one operation in `drbdbackup.ops` and renders its result."""
 
 from __future__ import annotations
 
 import argparse
-import errno
 import json
+import logging
 import os
 import re
-import subprocess
 import sys
+import traceback
 from collections.abc import Callable, Sequence
+from typing import Any
 
-from drbdbackup.errors import (
-    EXIT_ENVIRONMENT,
-    EXIT_INTEGRITY,
-    EXIT_OK,
-    DiskFull,
-    DrbdBackupError,
-    RepositoryLocked,
-    UsageError,
-)
+from drbdbackup import render
+from drbdbackup.errors import EXIT_INTEGRITY, EXIT_OK, UsageError, describe
+from drbdbackup.linstor.client import ControllerSettings
+from drbdbackup.ops.backup import ReadOptions
+from drbdbackup.ops.session import RepositoryRef
+from drbdbackup.progress import end_open_line
 
 PROG = "drbdbackup"
+EXIT_INTERRUPTED = 130
 
 
 class _Parser(argparse.ArgumentParser):
@@ -52,255 +52,122 @@ def _probability(text: str) -> float:
     return p
 
 
+def _read_file(path: str, what: str) -> str:
+    try:
+        with open(path, encoding="utf-8") as f:
+            return f.read()
+    except OSError as exc:
+        raise UsageError(f"cannot read {what} file {path}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise UsageError(f"{what} file {path} is not UTF-8 text") from None
+
+
 def read_password(args: argparse.Namespace) -> str | None:
     if getattr(args, "password_file", None):
-        try:
-            with open(args.password_file, encoding="utf-8") as f:
-                return f.read().rstrip("\r\n")
-        except OSError as exc:
-            raise UsageError(f"cannot read password file {args.password_file}: {exc.strerror}") from None
-        except UnicodeDecodeError:
-            raise UsageError(f"password file {args.password_file} is not UTF-8 text") from None
+        return _read_file(args.password_file, "password").rstrip("\r\n")
     return os.environ.get("DRBDBACKUP_PASSWORD") or None
 
 
-def _open_repo(args: argparse.Namespace):
-    from drbdbackup.repo.open import backend_for
-    from drbdbackup.repo.repository import Repository
-
-    return Repository.open(backend_for(args.repo), read_password(args))
+def _ref(args: argparse.Namespace) -> RepositoryRef:
+    return RepositoryRef(location=args.repo, password=read_password(args))
 
 
-def _controller(args: argparse.Namespace):
-    from drbdbackup.linstor.client import Controller
-
+def _controller(args: argparse.Namespace) -> ControllerSettings:
     token = os.environ.get("DRBDBACKUP_LINSTOR_TOKEN") or None
     if args.token:
-        try:
-            with open(args.token, encoding="utf-8") as f:
-                token = f.read().strip()
-        except OSError as exc:
-            raise UsageError(f"cannot read token file {args.token}: {exc.strerror}") from None
-    return Controller(
-        args.controllers, token=token, certfile=args.certfile, keyfile=args.keyfile,
-        cafile=args.cafile, allow_insecure=args.allow_insecure,
-    )
+        token = _read_file(args.token, "token").strip()
+    return ControllerSettings(args.controllers, token=token, certfile=args.certfile,
+                              keyfile=args.keyfile, cafile=args.cafile,
+                              allow_insecure=args.allow_insecure)
 
 
-def _emit(args: argparse.Namespace, obj: dict, text: Callable[[], str]) -> None:
-    if args.json:
-        print(json.dumps(obj, sort_keys=True))
-    else:
-        print(text())
-
-
-def _human(n: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(n) < 1024 or unit == "TiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return str(n)
+def _emit(args: argparse.Namespace, obj: Any, text: Callable[[], str]) -> None:
+    print(json.dumps(obj, sort_keys=True) if args.json else text())
 
 
 # ---- commands --------------------------------------------------------------------------------
 
 
 def cmd_init(args: argparse.Namespace) -> int:
-    from drbdbackup.repo.open import backend_for
-    from drbdbackup.repo.repository import Repository
+    from drbdbackup.ops.maintenance import InitRequest, init
 
     chunk = parse_size(args.chunk_size)
-    repo = Repository.init(
-        backend_for(args.repo, create=True),
-        chunk_size=chunk,
-        encryption=args.encryption,
-        passphrase=read_password(args),
-    )
-    _emit(
-        args,
-        {"repository": args.repo, "repository_id": repo.id, "chunk_size": chunk, "encryption": args.encryption},
-        lambda: f"created repository {repo.id[:16]} at {args.repo} "
-        f"(chunk size {_human(chunk)}, encryption {args.encryption})",
-    )
+    repo = init(_ref(args), InitRequest(chunk, args.encryption))
+    _emit(args, {"repository": args.repo, "repository_id": repo.id, "chunk_size": chunk,
+                 "encryption": args.encryption},
+          lambda: f"created repository {repo.id[:16]} at {args.repo} "
+          f"(chunk size {render.human(chunk)}, encryption {args.encryption})")
     return EXIT_OK
 
 
-def _audited(command: str) -> Callable[[Callable[..., int]], Callable[..., int]]:
-    """Record a failed run of a data command in the repository's audit log, then re-raise."""
+def cmd_backup(args: argparse.Namespace) -> int:
+    from drbdbackup.ops.backup import BackupOptions, FileBackup, back_up_file
 
-    def wrap(fn: Callable[[argparse.Namespace, object], int]) -> Callable[[argparse.Namespace], int]:
-        def run(args: argparse.Namespace) -> int:
-            repo = _open_repo(args)
-            try:
-                return fn(args, repo)
-            except DrbdBackupError as exc:
-                if isinstance(exc, RepositoryLocked):
-                    raise  # another process holds the repository exclusively: write nothing
-                try:
-                    repo.audit("failure", {
-                        "command": command,
-                        "volume_id": getattr(args, "volume_id", None),
-                        "resources": getattr(args, "resource", None),
-                        "error": type(exc).__name__,
-                        "message": str(exc),
-                        "exit_code": exc.exit_code,
-                    })
-                except Exception:  # noqa: BLE001 - the original error is what the user needs
-                    pass
-                raise
-
-        return run
-
-    return wrap
-
-
-@_audited("backup")
-def cmd_backup(args: argparse.Namespace, repo) -> int:
-    from drbdbackup.engine.backup import BackupRequest, audit_details, run_backup
-
+    opts = BackupOptions.parse(
+        args.tracker, verify_sample=args.verify_sample, checksum_every=args.checksum_every,
+        read=ReadOptions(rate_bytes_s=_rate(args.read_limit)))
     if args.resource:
-        from drbdbackup.engine.linstor_job import backup_linstor
+        from drbdbackup.ops.backup_linstor import LinstorBackup, back_up_resources
 
         if args.file:
             raise UsageError("use either --resource or --file, not both")
-        with _controller(args) as ctl:
-            results = backup_linstor(
-                repo, ctl, args.resource, volume_nr=args.volume_nr, node=args.node,
-                tracker=args.tracker, cluster=args.cluster, defer_audit=bool(args.verify_sample),
-                read_rate_bytes_s=_rate(args.read_limit), checksum_every=args.checksum_every,
-            )
+        req = LinstorBackup(tuple(args.resource), _controller(args), volume_nr=args.volume_nr,
+                            node=args.node, cluster=args.cluster)
+        results = back_up_resources(_ref(args), req, opts)
     else:
         if not args.file or not args.volume_id:
             raise UsageError("backup needs --resource RSC, or --file PATH with --volume-id ID")
-        req = BackupRequest(
-            source_path=args.file, volume_id=args.volume_id, tracker=args.tracker,
-            defer_audit=bool(args.verify_sample), read_rate_bytes_s=_rate(args.read_limit),
-        )
-        results = [run_backup(repo, req)]
-    out = []
-    for res in results:
-        d = res.to_dict()
-        if args.verify_sample:
-            d["verification"] = run_verifier(args, res.volume_id, res.generation, args.verify_sample)
-            repo.audit("backup", audit_details(res, d["verification"]))
-        out.append(d)
-    ok = all(d.get("verification", {}).get("ok", True) for d in out)
-    obj = out[0] if len(out) == 1 else {"results": out}
-    _emit(args, obj, lambda: "\n".join(_backup_text(d) for d in out))
-    return EXIT_OK if ok else EXIT_INTEGRITY
-
-
-def _backup_text(d: dict) -> str:
-    lines = [
-        f"volume {d['volume_id']}: generation {d['generation']} ({d['mode']}, tracker {d['tracker']})",
-        f"  size {_human(d['size_bytes'])}, read {_human(d['read_bytes'])}, changed {_human(d['changed_bytes'])}, "
-        f"stored {_human(d['stored_bytes'])} in {d['duration_s']:.2f}s",
-    ]
-    if d.get("fallback_reason"):
-        lines.append(f"  fallback to a full read: {d['fallback_reason']}")
-    if "verification" in d:
-        v = d["verification"]
-        lines.append(f"  verification: {v.get('verdict', 'pass' if v.get('ok') else 'fail')}"
-                     f" ({v.get('chunks_checked', 0)} chunks checked)")
-    return "\n".join(lines)
-
-
-def run_verifier(args: argparse.Namespace, volume_id: str, generation: str, sample: float) -> dict:
-    """Run the independent verifier as a separate process and return its JSON verdict."""
-    cmd = [sys.executable, "-m", "verify", "--repo", args.repo, "--volume-id", volume_id,
-           "--generation", generation, "--sample", str(sample), "--json"]
-    if getattr(args, "password_file", None):
-        cmd += ["--password-file", args.password_file]
-    proc = subprocess.run(cmd, capture_output=True, text=True)
-    try:
-        verdict = json.loads(proc.stdout)
-    except ValueError:
-        err = proc.stderr.strip().splitlines()
-        verdict = {"ok": False, "verdict": "error", "error": err[-1] if err else f"exit {proc.returncode}"}
-    verdict["exit_code"] = proc.returncode
-    verdict["sample"] = sample
-    return verdict
+        results = [back_up_file(_ref(args), FileBackup(args.file, args.volume_id), opts)]
+    out = [r.to_dict() for r in results]
+    _emit(args, out[0] if len(out) == 1 else {"results": out},
+          lambda: "\n".join(render.backup_text(d) for d in out))
+    return EXIT_OK if all(r.verified_ok for r in results) else EXIT_INTEGRITY
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    from drbdbackup.repo.listing import list_generations
+    from drbdbackup.ops.maintenance import list_volumes
 
-    repo = _open_repo(args)
-    gens = list_generations(repo, args.volume_id)
-
-    def text() -> str:
-        if not gens:
-            return "no generations"
-        rows = [f"{'VOLUME':<24} {'GENERATION':<32} {'MODE':<11} {'TRACKER':<10} {'SIZE':>10} STATUS"]
-        rows += [
-            f"{g['volume_id']:<24} {g['generation']:<32} {g['mode']:<11} {g['tracker']:<10} "
-            f"{_human(g['size_bytes']):>10} {g['status']}"
-            for g in gens
-        ]
-        return "\n".join(rows)
-
-    _emit(args, {"generations": gens}, text)
+    gens = list_volumes(_ref(args), args.volume_id)
+    _emit(args, {"generations": gens}, lambda: render.list_text(gens))
     return EXIT_OK
 
 
-@_audited("restore")
-def cmd_restore(args: argparse.Namespace, repo) -> int:
-    from drbdbackup.engine.restore import run_restore
+def cmd_restore(args: argparse.Namespace) -> int:
+    from drbdbackup.ops.restore import ResourceTarget, RestoreRequest, restore
 
+    if args.to_resource and args.target:
+        raise UsageError("use either --target or --to-resource, not both")
+    req = RestoreRequest(args.volume_id, args.generation, args.target, force=args.force)
+    to = None
     if args.to_resource:
-        from drbdbackup.engine.linstor_restore import restore_to_resource
-
-        with _controller(args) as ctl:
-            res = restore_to_resource(
-                repo, ctl, args.volume_id, args.generation, args.to_resource, node=args.node,
-                pool=args.storage_pool, volume_nr=args.volume_nr or 0, force=args.force,
-            )
-    elif args.target:
-        res = run_restore(repo, args.volume_id, args.generation, args.target, force=args.force)
-    else:
-        raise UsageError("restore needs --target PATH or --to-resource RSC")
-    d = res.to_dict()
-    _emit(args, d, lambda: f"restored {d['volume_id']} generation {d['generation']} to {d['target']} "
-          f"({_human(d['size_bytes'])} in {d['duration_s']:.2f}s)")
+        to = ResourceTarget(args.to_resource, _controller(args), node=args.node,
+                            storage_pool=args.storage_pool, volume_nr=args.volume_nr or 0)
+    d = restore(_ref(args), req, to).to_dict()
+    _emit(args, d, lambda: render.restore_text(d))
     return EXIT_OK
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from drbdbackup.repo.check import run_check
-    from drbdbackup.repo.locks import Lock
+    from drbdbackup.ops.maintenance import check
 
-    repo = _open_repo(args)
-    with Lock(repo.backend, exclusive=False, operation="check"):
-        rep = run_check(repo, read_data=args.read_data)
-    repo.audit("check", {"ok": rep.ok, "errors": len(rep.errors), "read_data": args.read_data})
-
-    def text() -> str:
-        lines = [f"checked {rep.packs} packs and {rep.generations} generations: "
-                 + ("no errors" if rep.ok else f"{len(rep.errors)} error(s)")]
-        lines += [f"error: {e}" for e in rep.errors] + [f"note: {n}" for n in rep.notes]
-        return "\n".join(lines)
-
-    _emit(args, rep.to_dict(), text)
-    return EXIT_OK if rep.ok else EXIT_INTEGRITY
+    d = check(_ref(args), read_data=args.read_data).to_dict()
+    _emit(args, d, lambda: render.check_text(d))
+    return EXIT_OK if d["ok"] else EXIT_INTEGRITY
 
 
 def cmd_prune(args: argparse.Namespace) -> int:
-    from drbdbackup.repo.prune import run_prune
+    from drbdbackup.ops.maintenance import PruneRequest, prune
 
-    repo = _open_repo(args)
-    rep = run_prune(repo, args.keep_last, args.keep_daily, args.keep_weekly, dry_run=args.dry_run)
-    d = rep.to_dict()
-    verb = "would remove" if args.dry_run else "removed"
-    _emit(args, d, lambda: f"{verb} {len(rep.removed_generations)} generation(s) and "
-          f"{rep.removed_packs} pack(s) ({_human(rep.removed_bytes)}); kept {len(rep.kept_generations)}")
+    d = prune(_ref(args), PruneRequest(args.keep_last, args.keep_daily, args.keep_weekly,
+                                       dry_run=args.dry_run)).to_dict()
+    _emit(args, d, lambda: render.prune_text(d))
     return EXIT_OK
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from drbdbackup.report.compliance import write_report
+    from drbdbackup.ops.maintenance import report
 
-    repo = _open_repo(args)
-    summary = write_report(repo, args.format, args.output, since=args.since)
+    summary = report(_ref(args), args.format, args.output, since=args.since)
     _emit(args, summary, lambda: f"wrote {args.format} report to {args.output} "
           f"({summary['entries']} audit entries, chain {'intact' if summary['chain_ok'] else 'BROKEN'})")
     return EXIT_OK if summary["chain_ok"] else EXIT_INTEGRITY
@@ -327,6 +194,7 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--debug", action="store_true", help="show tracebacks")
     common.add_argument("--password-file", help="file holding the repository passphrase")
     p = _Parser(prog=PROG, description="Block-level, incremental, verified backup for LINSTOR/DRBD.")
+    p.add_argument("--version", action="store_true", help="print the version and exit")
     sub = p.add_subparsers(dest="command", parser_class=_Parser)
 
     def cmd(name: str, fn: Callable[[argparse.Namespace], int], help_: str) -> argparse.ArgumentParser:
@@ -343,6 +211,14 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--allow-insecure", action="store_true",
                         help="send the token over plain HTTP (test clusters only)")
 
+    _data_commands(cmd, linstor_opts)
+    _maintenance_commands(cmd)
+    return p
+
+
+def _data_commands(cmd: Callable[..., argparse.ArgumentParser],
+                   linstor_opts: Callable[[argparse.ArgumentParser], None]) -> None:
+    """init, backup, list, restore (DESIGN section 9)."""
     sp = cmd("init", cmd_init, "create a repository")
     sp.add_argument("--repo", required=True)
     sp.add_argument("--chunk-size", default="1M")
@@ -381,6 +257,10 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--force", action="store_true", help="overwrite an existing file / resource")
     linstor_opts(sp)
 
+
+
+def _maintenance_commands(cmd: Callable[..., argparse.ArgumentParser]) -> None:
+    """prune, check, report, serve, demo (DESIGN section 9)."""
     sp = cmd("prune", cmd_prune, "remove old generations and unreferenced data")
     sp.add_argument("--repo", required=True)
     sp.add_argument("--keep-last", type=int, required=True)
@@ -403,40 +283,63 @@ def build_parser() -> argparse.ArgumentParser:
 
     sp = cmd("demo", cmd_demo, "run the whole job on a built-in sandbox")
     sp.add_argument("--workdir", help="where to put the sandbox (default: a new temp dir)")
-    return p
+
+
+def version() -> str:
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as dist_version
+
+    try:
+        return dist_version("drbdbackup")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+class _WarningLines(logging.Handler):
+    """Warnings of lower layers as `drbdbackup: warning: ...` lines on stderr."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        end_open_line()
+        print(f"{PROG}: warning: {record.getMessage()}", file=sys.stderr)
+
+
+def _fail(code: int, message: str, *, as_json: bool, debug: bool) -> int:
+    end_open_line()
+    if debug:
+        traceback.print_exc()
+    print(f"{PROG}: error: {message}", file=sys.stderr)
+    if as_json:
+        print(json.dumps({"ok": False, "error": message, "exit_code": code}, sort_keys=True))
+    return code
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    debug = "--debug" in argv
+    debug, as_json = "--debug" in argv, "--json" in argv
+    log = logging.getLogger("drbdbackup")
+    handler = _WarningLines(logging.WARNING)
+    log.addHandler(handler)
     try:
         args = build_parser().parse_args(argv)
+        if args.version:
+            print(f"{PROG} {version()}")
+            return EXIT_OK
         if not getattr(args, "func", None):
             raise UsageError(
                 "a command is required: init, backup, list, restore, prune, check, report, serve, demo"
             )
         return args.func(args)
-    except DrbdBackupError as exc:
-        if debug:
-            raise
-        print(f"{PROG}: error: {exc}", file=sys.stderr)
-        return exc.exit_code
     except KeyboardInterrupt:
+        end_open_line()
         print(f"{PROG}: interrupted", file=sys.stderr)
-        return 130
-    except OSError as exc:
-        if debug:
-            raise
-        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-            print(f"{PROG}: error: {DiskFull('no space left on device')}", file=sys.stderr)
-        else:
-            print(f"{PROG}: error: {exc.strerror or exc}", file=sys.stderr)
-        return EXIT_ENVIRONMENT
+        return EXIT_INTERRUPTED
     except Exception as exc:  # noqa: BLE001 - one line, never a traceback without --debug
-        if debug:
-            raise
-        print(f"{PROG}: internal error: {type(exc).__name__}: {exc} (rerun with --debug)", file=sys.stderr)
-        return EXIT_ENVIRONMENT
+        code, message = describe(exc)
+        if message.startswith("internal error"):
+            message += " (rerun with --debug)"
+        return _fail(code, message, as_json=as_json, debug=debug)
+    finally:
+        log.removeHandler(handler)
 
 
 if __name__ == "__main__":

@@ -89,3 +89,16 @@ class RepositoryLocked(DrbdBackupError):
     """Another process holds a conflicting lock."""
 
     exit_code = EXIT_LOCKED
+
+
+def describe(exc: BaseException) -> tuple[int, str]:
+    """(exit code, one line) for any exception, the same for every front end."""
+    import errno
+
+    if isinstance(exc, DrbdBackupError):
+        return exc.exit_code, str(exc)
+    if isinstance(exc, OSError):
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            return EXIT_ENVIRONMENT, "no space left on device"
+        return EXIT_ENVIRONMENT, exc.strerror or str(exc)
+    return EXIT_ENVIRONMENT, f"internal error: {type(exc).__name__}: {exc}"

@@ -1,4 +1,4 @@
-"""Restore a generation to a file (sparse) or a block device, verifying every chunk's id."""
+"""Write a generation's chunks to a file (sparse) or a block device; the reader verifies ids."""
 
 from __future__ import annotations
 
@@ -7,37 +7,19 @@ import mmap
 import os
 import stat
 import threading
-import time
 from collections import deque
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
-from drbdbackup.engine.progress import Progress
 from drbdbackup.engine.tuning import tune_allocator
 from drbdbackup.errors import DiskFull, EnvironmentFailure, TargetTooSmall, UsageError
+from drbdbackup.progress import Progress
 from drbdbackup.repo.crypto import ZERO_ID
-from drbdbackup.repo.locks import Lock
-from drbdbackup.repo.repository import Repository
 from drbdbackup.tracking.changemap import chunk_length
 
 WINDOW = 24
 DIRECT_ALIGN = 4096
-
-
-@dataclass
-class RestoreResult:
-    """The `restore --json` object."""
-
-    volume_id: str
-    generation: str
-    target: str
-    size_bytes: int
-    written_bytes: int
-    zero_chunks_skipped: int
-    duration_s: float
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 def _open_in_place(target: str, size: int, limit: int | None) -> int:
@@ -100,80 +82,75 @@ def _open_target(target: str, size: int, force: bool) -> tuple[int, bool, str]:
     return fd, False, tmp
 
 
-def run_restore(
-    repo: Repository,
-    volume_id: str,
-    generation: str | None,
+@dataclass(frozen=True)
+class RestoreWrite:
+    """Bytes written and all-zero chunks left as holes."""
+
+    written_bytes: int
+    zero_chunks_skipped: int
+
+
+def restore_chunks(
+    ids: list[bytes],
+    size: int,
+    chunk_size: int,
+    read_chunk: Callable[[bytes], bytes],
     target: str,
     *,
+    label: str,
     force: bool = False,
     in_place: bool = False,
     limit: int | None = None,
     progress: bool | None = None,
     workers: int = max(2, os.cpu_count() or 2),
-) -> RestoreResult:
-    """Restore into `target`; files are written sparse and appear only when complete.
+) -> RestoreWrite:
+    """Write the chunks `ids` (ZERO_ID = all zeros) into `target`.
 
-    `in_place` writes an existing device/volume file directly (zeros included), never past `limit`.
+    Files are written sparse under a temporary name and appear only when complete; block devices
+    are written in place. `in_place` writes an existing device/volume file directly (zeros
+    included), never past `limit`. `read_chunk` returns a chunk's verified bytes.
     """
     tune_allocator()
-    start = time.monotonic()
-    with Lock(repo.backend, exclusive=False, operation="restore"):
-        repo.load_index()
-        rec = repo.resolve_generation(volume_id, generation)
-        ids = repo.chunk_ids(rec)
-        size, cs = rec.size_bytes, rec.chunk_size
-        if in_place:
-            fd, is_block, path = _open_in_place(target, size, limit), True, target
-        else:
-            fd, is_block, path = _open_target(target, size, force)
-        ok = False
-        bar = Progress(size, f"restore {volume_id}", enabled=progress)
-        out = _ChunkWriter(fd, path, cs, size, write_zeros=is_block)
-        try:
-            with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="restore") as ex:
-                window: deque[Future] = deque()
+    if in_place:
+        fd, is_block, path = _open_in_place(target, size, limit), True, target
+    else:
+        fd, is_block, path = _open_target(target, size, force)
+    ok = False
+    bar = Progress(size, label, enabled=progress)
+    out = _ChunkWriter(fd, path, chunk_size, size, write_zeros=is_block)
+    try:
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="restore") as ex:
+            window: deque[Future] = deque()
 
-                def job(pos: int) -> int:
-                    cid = ids[pos]
-                    return out.write(pos, None if cid == ZERO_ID else repo.read_blob(cid))
+            def job(pos: int) -> int:
+                cid = ids[pos]
+                return out.write(pos, None if cid == ZERO_ID else read_chunk(cid))
 
-                for pos in range(len(ids)):
-                    window.append(ex.submit(job, pos))
-                    if len(window) >= WINDOW:
-                        bar.advance(window.popleft().result())
-                while window:
+            for pos in range(len(ids)):
+                window.append(ex.submit(job, pos))
+                if len(window) >= WINDOW:
                     bar.advance(window.popleft().result())
-            out.sync()
-            ok = True
-        except OSError as exc:
-            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-                raise DiskFull(f"no space left writing {target}") from None
-            raise EnvironmentFailure(f"write to {target} failed: {exc.strerror}") from None
-        finally:
-            out.close()
-            os.close(fd)
-            if not is_block:
-                if ok:
-                    os.replace(path, target)
-                else:
-                    try:
-                        os.unlink(path)
-                    except OSError:
-                        pass
-        written, skipped = out.written, out.skipped
-        bar.finish()
-    result = RestoreResult(
-        volume_id=volume_id,
-        generation=rec.generation,
-        target=target,
-        size_bytes=size,
-        written_bytes=written,
-        zero_chunks_skipped=skipped,
-        duration_s=round(time.monotonic() - start, 3),
-    )
-    repo.audit("restore", result.to_dict())
-    return result
+            while window:
+                bar.advance(window.popleft().result())
+        out.sync()
+        ok = True
+    except OSError as exc:
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise DiskFull(f"no space left writing {target}") from None
+        raise EnvironmentFailure(f"write to {target} failed: {exc.strerror}") from None
+    finally:
+        out.close()
+        os.close(fd)
+        if not is_block:
+            if ok:
+                os.replace(path, target)
+            else:
+                try:
+                    os.unlink(path)
+                except OSError:
+                    pass
+    bar.finish()
+    return RestoreWrite(out.written, out.skipped)
 
 
 class _ChunkWriter:

@@ -12,7 +12,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from drbdbackup.errors import SourceUnavailable
+from drbdbackup.errors import SourceUnavailable, UsageError
 
 SEGMENT_BYTES = 16 << 20
 RING_BUFFERS = 6
@@ -29,7 +29,7 @@ def open_source(path: str) -> tuple[int, int, bool]:
         raise SourceUnavailable(f"source {path} cannot be read: {exc.strerror}") from None
     is_block = stat.S_ISBLK(st.st_mode)
     if not (is_block or stat.S_ISREG(st.st_mode)):
-        raise SourceUnavailable(f"source {path} is neither a regular file nor a block device")
+        raise UsageError(f"source {path} is neither a regular file nor a block device")
     flags = os.O_RDONLY | getattr(os, "O_DIRECT", 0)
     try:
         try:

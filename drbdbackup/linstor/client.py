@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -69,6 +70,26 @@ def _check(replies: list[Any], what: str) -> None:
             raise ControllerError(f"{what}: controller said: {r.message}")
 
 
+@dataclass(frozen=True)
+class ControllerSettings:
+    """How to reach the controller(s), as the `linstor` CLI takes it (the token is a value read
+    from a file, never logged)."""
+
+    controllers: str | None = None
+    token: str | None = field(default=None, repr=False)
+    certfile: str | None = None
+    keyfile: str | None = None
+    cafile: str | None = None
+    allow_insecure: bool = False
+    before_call: Callable[[], None] | None = field(default=None, repr=False, compare=False)
+
+    def connect(self) -> Controller:
+        """A new (not yet entered) Controller; use it as a context manager."""
+        return Controller(self.controllers, token=self.token, certfile=self.certfile,
+                          keyfile=self.keyfile, cafile=self.cafile,
+                          allow_insecure=self.allow_insecure, before_call=self.before_call)
+
+
 class Controller:
     """One connection (python-linstor is not thread-safe: one Controller per worker)."""
 
@@ -82,8 +103,10 @@ class Controller:
         cafile: str | None = None,
         allow_insecure: bool = False,
         timeout: int = 60,
+        before_call: Callable[[], None] | None = None,
     ) -> None:
         self.uris = controller_uris(controllers)
+        self.before_call = before_call  # e.g. wait for a rate-limit slot
         self.token = token
         self.tls = (certfile, keyfile, cafile)
         self.timeout = timeout
@@ -91,6 +114,8 @@ class Controller:
         self.api: Any = None
 
     def __enter__(self) -> Controller:
+        if self.before_call is not None:
+            self.before_call()
         insecure = [u for u in self.uris if u.startswith(("linstor://", "http://"))]
         if self.token and insecure and not self.allow_insecure:
             raise UsageError(
@@ -126,6 +151,8 @@ class Controller:
                 pass
 
     def _call(self, what: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        if self.before_call is not None:
+            self.before_call()
         try:
             return fn(*args, **kwargs)
         except (LinstorNetworkError, LinstorTimeoutError, OSError) as exc:

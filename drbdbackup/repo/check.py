@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from drbdbackup.errors import IntegrityError, ObjectNotFound
 from drbdbackup.repo import audit
 from drbdbackup.repo.blob import BlobError, decode_blob
-from drbdbackup.repo.crypto import plain_hash
+from drbdbackup.repo.crypto import ZERO_ID, plain_hash
 from drbdbackup.repo.pack import (
     TRAILER,
     PackFormatError,
@@ -62,66 +62,15 @@ def run_check(repo: Repository, *, read_data: bool = False) -> CheckReport:
     except IntegrityError as exc:
         rep.errors.append(str(exc))
         return rep
-    all_packs = {n.rsplit("/", 1)[-1] for n in repo.backend.list("packs/")}
-    indexed = repo.index.packs()
-    for pack_id in sorted(all_packs - indexed):
-        rep.notes.append(f"pack {pack_id} is not referenced by any index (removed by prune)")
-    bad_copies: set[tuple[bytes, str]] = set()
-    for pack_id in sorted(indexed):
-        rep.packs += 1
-        name = pack_name(pack_id)
-        expected = {
-            (cid, loc.offset, loc.length)
-            for cid, locs in repo.index.locations.items()
-            for loc in locs
-            if loc.pack == pack_id
-        }
-        quarantined_here = all((cid, pack_id) in repo.index.quarantined for cid, _o, _l in expected)
-        try:
-            if read_data:
-                data = repo.backend.get(name)
-                if plain_hash(data).hex() != pack_id:
-                    if not quarantined_here:
-                        raise PackFormatError("content does not match its name")
-                    rep.notes.append(f"pack {pack_id} is damaged and quarantined (kept as evidence)")
-                    continue
-                entries = split_pack(data, repo.enc_key)
-            else:
-                entries = _toc_via_trailer(repo, name, repo.backend.size(name))
-        except ObjectNotFound:
-            rep.errors.append(f"pack {pack_id} is missing")
-            bad_copies.update((cid, pack_id) for cid, _o, _l in expected)
-            continue
-        except PackFormatError as exc:
-            (rep.notes if quarantined_here else rep.errors).append(f"pack {pack_id} is damaged: {exc}")
-            bad_copies.update((cid, pack_id) for cid, _o, _l in expected)
-            continue
-        in_toc = {(e.id, e.offset, e.length) for e in entries}
-        if not expected <= in_toc:
-            rep.errors.append(f"pack {pack_id}: index lists blobs its table of contents does not")
-        if read_data:
-            for e in entries:
-                try:
-                    plain = decode_blob(
-                        data[e.offset : e.offset + e.length], e.id, repo.enc_key, e.plain_length
-                    )
-                    if repo.hasher.id(plain) != e.id:
-                        raise BlobError("content does not match id")
-                except BlobError as exc:
-                    where = f"pack {pack_id}: blob {e.id.hex()} at offset {e.offset}: {exc}"
-                    if (e.id, pack_id) in repo.index.quarantined:
-                        rep.notes.append(f"{where} (quarantined; other copies are used)")
-                    else:
-                        rep.errors.append(where)
-                    bad_copies.add((e.id, pack_id))
-    repo.index.quarantined |= bad_copies
+    bad_copies = _check_packs(repo, rep, read_data)
+    unusable = repo.index.quarantined | bad_copies  # the index itself is not changed by a check
     for volume in repo.volumes():
         for gen in repo.generation_ids(volume):
             rep.generations += 1
             try:
                 rec = repo.read_record(volume, gen)
                 ids = repo.chunk_ids(rec)
-                missing = repo.index.unavailable_positions(ids)
+                missing = _unavailable(repo, ids, unusable)
                 if missing:
                     raise IntegrityError(
                         f"{len(missing)} chunk(s) unavailable, first at byte offset "
@@ -131,3 +80,77 @@ def run_check(repo: Repository, *, read_data: bool = False) -> CheckReport:
                 rep.errors.append(f"generation {volume}/{gen}: {exc}")
                 rep.damaged_generations.append(f"{volume}/{gen}")
     return rep
+
+
+def _unavailable(repo: Repository, ids: list[bytes], unusable: set[tuple[bytes, str]]) -> list[int]:
+    """Positions of chunks with no copy outside `unusable` (zero chunks are always available)."""
+    out = []
+    for pos, cid in enumerate(ids):
+        if cid == ZERO_ID:
+            continue
+        if not any((cid, loc.pack) not in unusable for loc in repo.index.locations.get(cid, ())):
+            out.append(pos)
+    return out
+
+
+def _check_packs(repo: Repository, rep: CheckReport, read_data: bool) -> set[tuple[bytes, str]]:
+    """Check every pack the index names; return the (blob, pack) copies found bad."""
+    all_packs = {n.rsplit("/", 1)[-1] for n in repo.backend.list("packs/")}
+    indexed = repo.index.packs()
+    for pack_id in sorted(all_packs - indexed):
+        rep.notes.append(f"pack {pack_id} is not referenced by any index (an interrupted run left it; the next prune removes it)")
+    bad_copies: set[tuple[bytes, str]] = set()
+    for pack_id in sorted(indexed):
+        _check_pack(repo, rep, pack_id, read_data, bad_copies)
+    return bad_copies
+
+
+def _check_pack(repo: Repository, rep: CheckReport, pack_id: str, read_data: bool,
+                bad_copies: set[tuple[bytes, str]]) -> None:
+    """One pack: present, named by its hash (with read_data), TOC covers the index, blobs decode."""
+    rep.packs += 1
+    name = pack_name(pack_id)
+    expected = {
+        (cid, loc.offset, loc.length)
+        for cid, locs in repo.index.locations.items()
+        for loc in locs
+        if loc.pack == pack_id
+    }
+    quarantined_here = all((cid, pack_id) in repo.index.quarantined for cid, _o, _l in expected)
+    try:
+        if read_data:
+            data = repo.backend.get(name)
+            if plain_hash(data).hex() != pack_id:
+                if not quarantined_here:
+                    raise PackFormatError("content does not match its name")
+                rep.notes.append(f"pack {pack_id} is damaged and quarantined (kept as evidence)")
+                return
+            entries = split_pack(data, repo.enc_key)
+        else:
+            entries = _toc_via_trailer(repo, name, repo.backend.size(name))
+    except ObjectNotFound:
+        rep.errors.append(f"pack {pack_id} is missing")
+        bad_copies.update((cid, pack_id) for cid, _o, _l in expected)
+        return
+    except PackFormatError as exc:
+        (rep.notes if quarantined_here else rep.errors).append(f"pack {pack_id} is damaged: {exc}")
+        bad_copies.update((cid, pack_id) for cid, _o, _l in expected)
+        return
+    in_toc = {(e.id, e.offset, e.length) for e in entries}
+    if not expected <= in_toc:
+        rep.errors.append(f"pack {pack_id}: index lists blobs its table of contents does not")
+    if read_data:
+        for e in entries:
+            try:
+                plain = decode_blob(
+                    data[e.offset : e.offset + e.length], e.id, repo.enc_key, e.plain_length
+                )
+                if repo.hasher.id(plain) != e.id:
+                    raise BlobError("content does not match id")
+            except BlobError as exc:
+                where = f"pack {pack_id}: blob {e.id.hex()} at offset {e.offset}: {exc}"
+                if (e.id, pack_id) in repo.index.quarantined:
+                    rep.notes.append(f"{where} (quarantined; other copies are used)")
+                else:
+                    rep.errors.append(where)
+                bad_copies.add((e.id, pack_id))

@@ -1,4 +1,5 @@
-"""Repository locks (format.md section 10)."""
+"""Repository locks (format.md section 10). Only the ops layer takes them; stale locks removed
+while acquiring are handed back (`Lock.stale_removed`) for the caller to report and audit."""
 
 from __future__ import annotations
 
@@ -7,12 +8,10 @@ import json
 import os
 import secrets
 import socket
-import sys
 import threading
 from datetime import datetime, timedelta
 
 from drbdbackup.errors import ObjectNotFound, RepositoryLocked
-from drbdbackup.repo import audit
 from drbdbackup.repo.backend import Backend
 from drbdbackup.repo.records import iso, now
 
@@ -51,7 +50,7 @@ class Lock:
         self.name = f"locks/{secrets.token_hex(16)}"
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self.stale_removed: list[str] = []
+        self.stale_removed: list[tuple[str, dict]] = []  # (name, lock) removed while acquiring
 
     def _body(self) -> bytes:
         host = socket.gethostname()
@@ -79,9 +78,8 @@ class Lock:
             if name == self.name:
                 continue
             if is_stale(lock):
-                self._report_stale(name, lock)
                 self.backend.delete(name)
-                self.stale_removed.append(name)
+                self.stale_removed.append((name, lock))
                 continue
             if self.exclusive or lock.get("exclusive"):
                 self.backend.delete(self.name)
@@ -93,18 +91,6 @@ class Lock:
         self._thread = threading.Thread(target=self._refresh, daemon=True)
         self._thread.start()
         return self
-
-    def _report_stale(self, name: str, lock: dict) -> None:
-        """Stale locks are reported (stderr and the audit log) before they are removed."""
-        what = (
-            f"{lock.get('owner')} pid {lock.get('pid')} ({lock.get('operation')}), "
-            f"created {lock.get('created')}, expires {lock.get('expires')}"
-        )
-        print(f"drbdbackup: warning: removing stale lock {name} of {what}", file=sys.stderr)
-        try:
-            audit.append(self.backend, "lock", {"removed_stale_lock": name, "lock": lock})
-        except Exception:  # noqa: BLE001 - reporting must not block the job
-            pass
 
     def _refresh(self) -> None:
         while not self._stop.wait(REFRESH_EVERY_S):

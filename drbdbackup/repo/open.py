@@ -25,6 +25,8 @@ def backend_for(location: str, *, create: bool = False) -> Backend:
             os.makedirs(path, exist_ok=True)
         except OSError as exc:
             raise UsageError(f"cannot create a repository at {path}: {exc.strerror}") from None
-    elif not os.path.isdir(path):
+    elif not os.path.exists(path):
         raise NotARepository(f"{path} is not a drbdbackup repository (no such directory)")
+    elif not os.path.isdir(path):
+        raise NotARepository(f"{path} is not a drbdbackup repository (it is a file, not a directory)")
     return LocalBackend(path)

@@ -7,11 +7,11 @@ from datetime import datetime
 
 from drbdbackup.errors import IntegrityError, UsageError
 from drbdbackup.repo.blob import BlobError, decode_blob
+from drbdbackup.repo.blobwriter import staging_cleanup
 from drbdbackup.repo.crypto import ZERO_ID
-from drbdbackup.repo.locks import Lock
 from drbdbackup.repo.pack import PackEntry, pack_name
 from drbdbackup.repo.records import GenerationRecord, record_name
-from drbdbackup.repo.repository import Repository, staging_cleanup
+from drbdbackup.repo.repository import Repository
 from drbdbackup.repo.tree import walk_tree
 
 
@@ -57,50 +57,49 @@ def run_prune(
     *,
     dry_run: bool = False,
 ) -> PruneReport:
+    """Apply the keep rules to every volume; the caller holds the exclusive lock."""
     if keep_last < 1 and keep_daily < 1 and keep_weekly < 1:
         raise UsageError("prune needs at least one of --keep-last/--keep-daily/--keep-weekly >= 1")
     report = PruneReport(dry_run=dry_run)
-    with Lock(repo.backend, exclusive=True, operation="prune"):
-        repo.load_index()
-        keep_records: list[GenerationRecord] = []
-        for volume in repo.volumes():
-            recs = [repo.read_record(volume, g) for g in repo.generation_ids(volume)]
-            keep = select_keep(
-                [(r.generation, datetime.fromisoformat(r.created)) for r in recs],
-                keep_last,
-                keep_daily,
-                keep_weekly,
-            )
-            for r in recs:
-                label = f"{volume}/{r.generation}"
-                if r.generation in keep:
-                    keep_records.append(r)
-                    report.kept_generations.append(label)
-                else:
-                    report.removed_generations.append(label)
-        referenced = _referenced_blobs(repo, keep_records)
-        plan = _plan_packs(repo, referenced)
-        report.kept_packs = len(plan.keep)
-        report.repacked_packs = len(plan.repack)
-        doomed = sorted(plan.all_packs - set(plan.keep))
-        report.removed_packs = len(doomed)
-        report.removed_bytes = sum(repo.backend.size(pack_name(p)) for p in doomed)
-        if dry_run:
-            return report
-        for label in report.removed_generations:
-            volume, gen = label.split("/")
-            repo.backend.delete(record_name(volume, gen))
-        new_entries = dict(plan.keep)
-        new_entries.update(_repack(repo, plan.repack))
-        old_files = list(repo.index.files)
-        new_file = repo.write_index_file(new_entries) if new_entries else None
-        for name in old_files:
-            if name != new_file:
-                repo.backend.delete(name)
-        for p in doomed:
-            repo.backend.delete(pack_name(p))
-        staging_cleanup(repo.backend, older_than_s=0)  # the exclusive lock rules out writers
-        repo.audit("prune", report.to_dict())
+    repo.load_index()
+    keep_records: list[GenerationRecord] = []
+    for volume in repo.volumes():
+        recs = [repo.read_record(volume, g) for g in repo.generation_ids(volume)]
+        keep = select_keep(
+            [(r.generation, datetime.fromisoformat(r.created)) for r in recs],
+            keep_last,
+            keep_daily,
+            keep_weekly,
+        )
+        for r in recs:
+            label = f"{volume}/{r.generation}"
+            if r.generation in keep:
+                keep_records.append(r)
+                report.kept_generations.append(label)
+            else:
+                report.removed_generations.append(label)
+    referenced = _referenced_blobs(repo, keep_records)
+    plan = _plan_packs(repo, referenced)
+    report.kept_packs = len(plan.keep)
+    report.repacked_packs = len(plan.repack)
+    doomed = sorted(plan.all_packs - set(plan.keep))
+    report.removed_packs = len(doomed)
+    report.removed_bytes = sum(repo.backend.size(pack_name(p)) for p in doomed)
+    if dry_run:
+        return report
+    for label in report.removed_generations:
+        volume, gen = label.split("/")
+        repo.backend.delete(record_name(volume, gen))
+    new_entries = dict(plan.keep)
+    new_entries.update(_repack(repo, plan.repack))
+    old_files = list(repo.index.files)
+    new_file = repo.write_index_file(new_entries) if new_entries else None
+    for name in old_files:
+        if name != new_file:
+            repo.backend.delete(name)
+    for p in doomed:
+        repo.backend.delete(pack_name(p))
+    staging_cleanup(repo.backend, older_than_s=0)  # the exclusive lock rules out writers
     return report
 
 

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import json
-import os
-import queue
+import re
 import secrets
-import threading
+from typing import TYPE_CHECKING
 
 from drbdbackup.errors import (
     IntegrityError,
@@ -20,7 +19,6 @@ from drbdbackup.errors import (
     UsageError,
     WrongPassword,
 )
-from drbdbackup.repo import audit
 from drbdbackup.repo.backend import Backend
 from drbdbackup.repo.blob import BlobError, decode_blob
 from drbdbackup.repo.crypto import (
@@ -36,7 +34,7 @@ from drbdbackup.repo.crypto import (
     wrap_master_key,
 )
 from drbdbackup.repo.index import Index, decode_index, encode_index
-from drbdbackup.repo.pack import PackEntry, PackWriter, pack_name
+from drbdbackup.repo.pack import PackEntry, pack_name
 from drbdbackup.repo.records import (
     GENERATION_RE,
     GenerationRecord,
@@ -47,9 +45,13 @@ from drbdbackup.repo.records import (
 )
 from drbdbackup.repo.tree import DEFAULT_FANOUT, decode_node, read_chunk_ids
 
+if TYPE_CHECKING:
+    from drbdbackup.repo.blobwriter import BlobWriter
+
 FORMAT_VERSION = 1
 MIN_CHUNK, MAX_CHUNK, DEFAULT_CHUNK = 64 << 10, 4 << 20, 1 << 20
 ENCRYPTIONS = ("none", "aes-256-gcm")
+QUARANTINE_RE = re.compile(r"^(?P<blob>[0-9a-f]{64})-(?P<pack>[0-9a-f]{64})$")  # format.md section 11
 
 
 def validate_chunk_size(size: int) -> int:
@@ -111,13 +113,7 @@ class Repository:
             "encryption": encryption,
         }
         backend.put("config", json.dumps(config, indent=1).encode(), exclusive=True)
-        repo = cls(backend, config, master)
-        audit.append(
-            backend,
-            "init",
-            {"repository_id": config["repository_id"], "chunk_size": chunk_size, "encryption": encryption},
-        )
-        return repo
+        return cls(backend, config, master)
 
     @classmethod
     def open(cls, backend: Backend, passphrase: str | None = None) -> Repository:
@@ -154,9 +150,9 @@ class Repository:
                     index.add(pack_id, e)
             index.files.append(name)
         for name in self.backend.list("quarantine/"):
-            base = name.rsplit("/", 1)[-1]
-            if len(base) == 129 and base[64] == "-":
-                index.quarantined.add((bytes.fromhex(base[:64]), base[65:]))
+            m = QUARANTINE_RE.match(name.rsplit("/", 1)[-1])
+            if m:
+                index.quarantined.add((bytes.fromhex(m.group("blob")), m.group("pack")))
         self.index = index
         return index
 
@@ -199,6 +195,8 @@ class Repository:
         raise IntegrityError(f"blob {blob_id.hex()} is damaged: {'; '.join(errors)}")
 
     def writer(self) -> BlobWriter:
+        from drbdbackup.repo.blobwriter import BlobWriter
+
         return BlobWriter(self)
 
     # ---- generations ----------------------------------------------------------------------
@@ -243,6 +241,16 @@ class Repository:
             raise UnknownGeneration(f"no generation {generation} for volume {volume_id}")
         return self.read_record(volume_id, generation)
 
+    def latest_record(self, volume_id: str) -> GenerationRecord | None:
+        """The newest generation's record, or None when there is none or it does not read."""
+        gens = self.generation_ids(volume_id)
+        if not gens:
+            return None
+        try:
+            return self.read_record(volume_id, gens[-1])
+        except IntegrityError:
+            return None
+
     def chunk_ids(self, rec: GenerationRecord) -> list[bytes]:
         """The generation's chunk-id list, read from its tree."""
         try:
@@ -263,9 +271,6 @@ class Repository:
             raise IntegrityError(f"tree node {node_id.hex()} is not a leaf")
         return ids
 
-    def audit(self, event: str, details: dict) -> None:
-        audit.append(self.backend, event, details)
-
 
 def _open_any_key(backend: Backend, passphrase: str) -> MasterKey:
     names = backend.list("keys/")
@@ -277,126 +282,3 @@ def _open_any_key(backend: Backend, passphrase: str) -> MasterKey:
         except (OpenFailed, ValueError, KeyError, TypeError):
             continue
     raise WrongPassword("wrong passphrase: no key file of this repository opens with it")
-
-
-class BlobWriter:
-    """Packs new blobs; `commit` uploads the last pack and writes one index file.
-
-    With `start_background()`, pack writing (file write, pack hash, upload) runs in its own
-    thread so it overlaps with hashing and compression; errors surface at the next `add` or at
-    `commit`.
-    """
-
-    def __init__(self, repo: Repository) -> None:
-        self.repo = repo
-        self.pack: PackWriter | None = None
-        self.written: dict[str, list[PackEntry]] = {}
-        self.added: set[bytes] = set()
-        self.stored_bytes = 0
-        self._queue: queue.Queue | None = None
-        self._thread: threading.Thread | None = None
-        self._error: BaseException | None = None
-
-    def needs(self, blob_id: bytes) -> bool:
-        """True unless the blob has a good copy already or was added in this run."""
-        return blob_id not in self.added and not self.repo.index.has_good(blob_id)
-
-    def add(self, kind: int, blob_id: bytes, stored: bytes, plain_length: int) -> None:
-        if blob_id in self.added:
-            return
-        if self._error is not None:
-            raise self._error
-        self.added.add(blob_id)
-        self.stored_bytes += len(stored)
-        if self._queue is not None:
-            self._queue.put((kind, blob_id, stored, plain_length))
-        else:
-            self._append(kind, blob_id, stored, plain_length)
-
-    def _append(self, kind: int, blob_id: bytes, stored: bytes, plain_length: int) -> None:
-        if self.pack is None:
-            self.pack = PackWriter(self.repo.backend.staging_dir(), self.repo.enc_key)
-        self.pack.add(kind, blob_id, stored, plain_length)
-        if self.pack.full:
-            self._flush_pack()
-
-    def start_background(self, depth: int = 24) -> None:
-        """Write packs in a background thread (bounded queue: memory stays bounded)."""
-        self._queue = queue.Queue(maxsize=depth)
-        self._thread = threading.Thread(target=self._run_background, name="packer", daemon=True)
-        self._thread.start()
-
-    def _run_background(self) -> None:
-        assert self._queue is not None
-        while True:
-            item = self._queue.get()
-            if item is None:
-                return
-            if self._error is None:
-                try:
-                    self._append(*item)
-                except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
-                    self._error = exc
-
-    def _stop_background(self) -> None:
-        if self._queue is not None and self._thread is not None:
-            self._queue.put(None)
-            self._thread.join()
-        self._queue = self._thread = None
-
-    def _flush_pack(self) -> None:
-        assert self.pack is not None
-        pack_id, path, entries = self.pack.finish()
-        try:
-            self.repo.backend.put_file(pack_name(pack_id), path)
-        except BaseException:
-            self.pack.abort()  # removes the staged file if the backend did not consume it
-            self.pack = None
-            raise
-        self.pack = None
-        self.written[pack_id] = entries
-
-    def commit_packs(self) -> None:
-        """Upload the open pack (if it holds anything)."""
-        self._stop_background()
-        if self._error is not None:
-            raise self._error
-        if self.pack is not None and self.pack.entries:
-            self._flush_pack()
-        elif self.pack is not None:
-            self.pack.abort()
-            self.pack = None
-
-    def commit(self) -> list[str]:
-        """Upload the open pack, write the index file, add it all to the in-memory index."""
-        self.commit_packs()
-        names = []
-        if self.written:
-            names.append(self.repo.write_index_file(self.written))
-            for pack_id, entries in self.written.items():
-                for e in entries:
-                    self.repo.index.add(pack_id, e)
-        return names
-
-    def abort(self) -> None:
-        self._stop_background()
-        if self.pack is not None:
-            self.pack.abort()
-            self.pack = None
-
-
-def staging_cleanup(backend: Backend, older_than_s: float = 3600) -> int:
-    """Remove stale staged files (crash leftovers) from a local backend's staging dir."""
-    import time
-
-    path = backend.staging_dir()
-    removed = 0
-    for name in os.listdir(path):
-        full = os.path.join(path, name)
-        try:
-            if time.time() - os.stat(full).st_mtime > older_than_s:
-                os.unlink(full)
-                removed += 1
-        except OSError:
-            continue
-    return removed

@@ -24,8 +24,8 @@ from typing import Any
 
 from aiohttp import web
 
-from drbdbackup.repo.listing import list_generations
-from drbdbackup.service.jobs import describe_error, open_repo
+from drbdbackup.errors import describe
+from drbdbackup.ops.maintenance import list_volumes
 from drbdbackup.service.metrics import render
 from drbdbackup.service.scheduler import Scheduler, Stopping
 from drbdbackup.service.store import KINDS, STATES, JobStore
@@ -148,9 +148,9 @@ def _volume_summary(gens: list[dict[str, Any]]) -> list[dict[str, Any]]:
 async def volumes(request: web.Request) -> web.Response:
     ctx = request.app[SCHEDULER].ctx
     try:
-        gens = await asyncio.to_thread(lambda: list_generations(open_repo(ctx)))
+        gens = await asyncio.to_thread(list_volumes, ctx.repo)
     except Exception as exc:  # noqa: BLE001 - one line, no traceback
-        return _err(503, f"repository unavailable: {describe_error(exc)[1]}")
+        return _err(503, f"repository unavailable: {describe(exc)[1]}")
     return web.json_response({"volumes": _volume_summary(gens)})
 
 

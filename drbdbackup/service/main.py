@@ -8,7 +8,7 @@ import logging
 import signal
 import sys
 
-from drbdbackup.errors import EXIT_ENVIRONMENT, EXIT_OK, DrbdBackupError
+from drbdbackup.errors import EXIT_OK, DrbdBackupError, describe
 from drbdbackup.service.config import Settings, load_config
 from drbdbackup.service.daemon import Service
 
@@ -51,13 +51,12 @@ def serve(config_path: str) -> int:
     try:
         settings = load_config(config_path)
         return asyncio.run(run(settings))
-    except DrbdBackupError as exc:
-        print(f"{PREFIX}: error: {exc}", file=sys.stderr)
-        return exc.exit_code
-    except OSError as exc:
-        what = "address already in use" if exc.errno == errno.EADDRINUSE else (exc.strerror or str(exc))
+    except (DrbdBackupError, OSError) as exc:
+        code, what = describe(exc)
+        if isinstance(exc, OSError) and exc.errno == errno.EADDRINUSE:
+            what = "address already in use"
         print(f"{PREFIX}: error: {what}", file=sys.stderr)
-        return EXIT_ENVIRONMENT
+        return code
     finally:
         logging.getLogger("drbdbackup.service").removeHandler(handler)
 

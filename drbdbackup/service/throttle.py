@@ -1,22 +1,19 @@
 """LINSTOR API rate limiting shared by every job.
 
-Jobs run the blocking engine in worker threads, each with its own `Controller` (python-linstor is
-not thread-safe). `ThrottledController` takes one slot of the service-wide
-`asyncio_throttle.Throttler` (owned by the event loop) before connecting and before EVERY
-controller API call the engine makes through `Controller._call` — that is every call the engine
-issues (version, lists, snapshot create/delete, resource calls). Waits made by python-linstor
-inside one call (e.g. its own polling) are not split further. Snapshot data reads are file I/O,
-not API calls, and are not throttled here.
+Jobs run the blocking operations in worker threads, each with its own `Controller`
+(python-linstor is not thread-safe). A controller made by `throttled` takes one slot of the
+service-wide `asyncio_throttle.Throttler` (owned by the event loop) before connecting and before
+every API call (the Controller's `before_call` hook). Waits made by python-linstor inside one call
+(e.g. its own polling) are not split further. Snapshot data reads are file I/O, not API calls.
 """
 
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 from asyncio_throttle import Throttler
 
-from drbdbackup.linstor.client import Controller
+from drbdbackup.linstor.client import Controller, ControllerSettings
 
 
 class ApiThrottle:
@@ -36,18 +33,7 @@ class ApiThrottle:
         asyncio.run_coroutine_threadsafe(self._take(), self.loop).result()
 
 
-class ThrottledController(Controller):
+def ThrottledController(throttle: ApiThrottle, controllers: str | None = None,  # noqa: N802
+                        **kwargs: object) -> Controller:
     """A Controller whose connect and API calls each take a throttle slot first."""
-
-    def __init__(self, throttle: ApiThrottle, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._throttle = throttle
-
-    def __enter__(self) -> ThrottledController:
-        self._throttle.wait_slot()
-        super().__enter__()
-        return self
-
-    def _call(self, what: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
-        self._throttle.wait_slot()
-        return super()._call(what, fn, *args, **kwargs)
+    return ControllerSettings(controllers, before_call=throttle.wait_slot, **kwargs).connect()  # type: ignore[arg-type]

@@ -50,10 +50,10 @@ def test_missing_source_and_directory_source(scenario: Scenario) -> None:
     proc = sc.cli(*sc.backup_args(sc.work / "no-such-disk.img"))
     assert_one_line_error(proc, 3, "no-such-disk.img", "does not exist")
     assert_untouched(sc.repo, before)  # no lock, staged file or object left
-    # SourceUnavailable -> environment failure (3), while a directory as restore target is
-    # a usage error (2): see the report.
+    # A missing source is an environment failure (3); a directory is bad input (2), as it is
+    # as a restore target.
     proc = sc.cli(*sc.backup_args(sc.work))
-    assert_one_line_error(proc, 3, "neither a regular file nor a block device")
+    assert_one_line_error(proc, 2, "neither a regular file nor a block device")  # bad input: exit 2, as for restore
     assert_untouched(sc.repo, before)
     sc.assert_healthy()
 

@@ -23,9 +23,11 @@ from pathlib import Path
 import pytest
 
 import drbdbackup.repo.pack as pack_mod
-from drbdbackup.engine.backup import BackupRequest, run_backup
-from drbdbackup.engine.restore import run_restore
+from drbdbackup.engine.pipeline import ReadOptions
 from drbdbackup.errors import BackendError, DiskFull
+from drbdbackup.ops.backup import BackupOptions, FileBackup, back_up_file
+from drbdbackup.ops.restore import RestoreRequest, restore
+from drbdbackup.ops.session import RepositoryRef
 from drbdbackup.repo import audit
 from drbdbackup.repo.check import run_check
 from drbdbackup.repo.faulty import FaultyBackend
@@ -67,12 +69,12 @@ def small_packs(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def _api_backup(repo: Repository, src: Path) -> str:
-    req = BackupRequest(source_path=str(src), volume_id="vol", progress=False, workers=2)
-    return run_backup(repo, req).generation
+    opts = BackupOptions(read=ReadOptions(progress=False, workers=2))
+    return back_up_file(RepositoryRef.of(repo.backend), FileBackup(str(src), "vol"), opts).generation
 
 
 def _api_restore_digest(backend, gen: str, target: Path) -> str:
-    run_restore(Repository.open(backend), "vol", gen, str(target), force=True, progress=False)
+    restore(RepositoryRef.of(backend), RestoreRequest("vol", gen, str(target), force=True, progress=False))
     digest = sha256_file(target)
     target.unlink()
     return digest

@@ -119,7 +119,9 @@ def test_fault_is_clean(fault: str, base: Ctx, tokens: dict[str, str]) -> None:
         c.sb.set_faults(reset=True)
     line = assert_one_error_line(proc, code)
     assert all(w.lower() in line.lower() for w in words), line
-    assert proc.stdout == ""
+    # --json: the error object on stdout, the same line on stderr (DESIGN section 9)
+    assert json.loads(proc.stdout) == {"ok": False, "exit_code": code,
+                                       "error": line.removeprefix("drbdbackup: error: ")}
     assert c.snapshots() == snaps_before, "the failed run left a snapshot behind"
     assert c.snapshot_files("flt") == files_before
     assert c.repo_state() == repo_before, "the failed run changed the repository"

@@ -6,8 +6,10 @@ import os
 
 import pytest
 
-from drbdbackup.engine.backup import BackupRequest, run_backup
+from drbdbackup.engine.pipeline import ReadOptions
 from drbdbackup.errors import DiskFull
+from drbdbackup.ops.backup import BackupOptions, FileBackup, back_up_file
+from drbdbackup.ops.session import RepositoryRef
 from drbdbackup.repo.faulty import FaultyBackend
 from drbdbackup.repo.memory import MemoryBackend
 from drbdbackup.repo.repository import Repository
@@ -20,5 +22,6 @@ def test_audit_failure_names_the_stored_generation(tmp_path) -> None:
     repo = Repository.init(backend, chunk_size=1 << 20)
     backend.add_fault("put", r"^audit/", DiskFull("no space left in the repository"), repeat=1)
     with pytest.raises(DiskFull, match=r"generation \S+ of v is stored, but its audit entry"):
-        run_backup(repo, BackupRequest(source_path=str(src), volume_id="v", progress=False))
+        back_up_file(RepositoryRef.of(backend), FileBackup(str(src), "v"),
+                     BackupOptions(read=ReadOptions(progress=False)))
     assert len(repo.generation_ids("v")) == 1  # the generation exists: its record was written

@@ -1,0 +1,143 @@
+"""Back up LINSTOR resources: one snapshot (a consistency group when several resources), each
+volume read where its snapshot lives, clipped to the DRBD usable size; then snapshot rotation."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from drbdbackup.engine.tuning import tune_allocator
+from drbdbackup.errors import IntegrityError, UsageError
+from drbdbackup.linstor.client import Controller, ControllerSettings, SnapshotInfo
+from drbdbackup.linstor.lineage import parent_facts, source_identity
+from drbdbackup.linstor.paths import snapshot_data_path
+from drbdbackup.linstor.placement import VolumeSource, resolve_sources
+from drbdbackup.linstor.snapshots import (
+    delete_quietly,
+    ensure_readable,
+    rotate_snapshots,
+    snapshot_name,
+    snapshot_prefix,
+)
+from drbdbackup.ops.backup import (
+    BackupOptions,
+    BackupResult,
+    Parent,
+    VolumeJob,
+    finish_generation,
+    store_generation,
+)
+from drbdbackup.ops.session import LockMode, RepositoryRef, Session, operation
+from drbdbackup.repo.records import GenerationRecord
+from drbdbackup.repo.repository import Repository
+from drbdbackup.tracking.native import SnapshotPair, native_offer
+
+
+@dataclass(frozen=True)
+class LinstorBackup:
+    """Resources to snapshot together (one consistency group when several)."""
+
+    resources: tuple[str, ...]
+    controller: ControllerSettings
+    volume_nr: int | None = None
+    node: str | None = None
+    cluster: str = "linstor"
+
+
+def native_streak(repo: Repository, parent: GenerationRecord | None, limit: int) -> int:
+    """How many generations in a row (ending at `parent`) used a native map, up to `limit`."""
+    n, rec = 0, parent
+    while rec is not None and rec.tracker in ("reflink", "thin-delta") and n < limit:
+        n += 1
+        if not rec.parent:
+            break
+        try:
+            rec = repo.read_record(rec.volume_id, rec.parent)
+        except (IntegrityError, UsageError):
+            break
+    return n
+
+
+def _job(repo: Repository, ctl: Controller, src: VolumeSource, snap: str, info: SnapshotInfo,
+         opts: BackupOptions, group: list[str]) -> VolumeJob:
+    rep = src.replica
+    path = snapshot_data_path(rep.provider_kind, src.backing_object, src.resource,
+                              rep.volume_number, snap)
+    ensure_readable(rep.provider_kind, path)
+    parent = Parent.read(repo, src.volume_id)
+    facts = parent_facts(ctl, src, parent.record.source if parent.record else None)
+    pair = SnapshotPair(rep.provider_kind, src.backing_object, src.resource, rep.volume_number,
+                        rep.usable_bytes, facts.parent_snapshot, facts.parent_path, snap, path)
+    source_info: dict[str, Any] = {
+        "kind": "linstor",
+        "controller": ",".join(ctl.uris),
+        "resource": src.resource,
+        "volume_number": rep.volume_number,
+        "resource_uuid": src.resource_uuid,
+        "snapshot": snap,
+        "snapshot_uuid": info.uuid,
+        **source_identity(src),
+        "usable_size_bytes": rep.usable_bytes,
+        "consistency_group": sorted(group) if len(group) > 1 else None,
+    }
+    return VolumeJob(
+        path=path, volume_id=src.volume_id, source_info=source_info, size_limit=rep.usable_bytes,
+        offer=native_offer(opts.tracker, pair, repo.chunk_size),
+        facts={
+            "replica_up_to_date": facts.replica_up_to_date,
+            "resource_uuid_matches": facts.resource_uuid_matches,
+            "same_placement": facts.same_placement,
+            "placement_change": facts.placement_change,
+            "parent_snapshot_exists": facts.parent_snapshot_exists,
+            "parent_snapshot_uuid_matches": facts.parent_snapshot_uuid_matches,
+        },
+        periodic_streak=native_streak(repo, parent.record, opts.checksum_every),
+        parent=parent,
+    )
+
+
+def _still_needed(repo: Repository, cluster: str, rscs: list[str], keep: str) -> set[str]:
+    """Snapshots that are the base of some volume's latest generation (plus `keep`)."""
+    needed = {keep}
+    prefixes = tuple(f"{cluster}.{rsc}." for rsc in rscs)
+    for vol in repo.volumes():
+        if vol.startswith(prefixes):
+            rec = repo.latest_record(vol)
+            if rec is not None and rec.source.get("snapshot"):
+                needed.add(rec.source["snapshot"])
+    return needed
+
+
+def _back_up(s: Session, ref: RepositoryRef, ctl: Controller, req: LinstorBackup,
+             opts: BackupOptions) -> list[BackupResult]:
+    repo = s.repo
+    group = list(dict.fromkeys(req.resources))
+    sources = resolve_sources(ctl, group, req.volume_nr, req.node, req.cluster)
+    snap = snapshot_name(repo.id)
+    # One resource: snapshot only where we read. A group: every diskful node (the controller
+    # skips diskless ones), since the chosen nodes differ per resource.
+    nodes = sorted({src.replica.node for src in sources}) if len(group) == 1 else []
+    ctl.create_snapshot(group, snap, nodes)
+    results: list[BackupResult] = []
+    try:
+        infos = ctl.wait_successful(group, snap)
+        for src in sources:
+            job = _job(repo, ctl, src, snap, infos[src.resource], opts, group)
+            results.append(finish_generation(s, ref, store_generation(s, job, opts), opts))
+    except BaseException:
+        delete_quietly(ctl, group, snap)
+        raise
+    rotate_snapshots(ctl, group, snapshot_prefix(repo.id), _still_needed(repo, req.cluster, group, snap))
+    return results
+
+
+def back_up_resources(ref: RepositoryRef, req: LinstorBackup, opts: BackupOptions) -> list[BackupResult]:
+    """The whole `backup --resource` operation: snapshot, back up every volume, rotate."""
+    if not req.resources:
+        raise UsageError("backup needs at least one --resource")
+    tune_allocator()
+    with operation(ref, "backup", lock=LockMode.SHARED,
+                   audit_failure={"volume_id": None, "resources": list(req.resources)}) as s:
+        s.repo.load_index()
+        with req.controller.connect() as ctl:
+            return _back_up(s, ref, ctl, req, opts)

@@ -1,0 +1,78 @@
+"""Repository upkeep: init, list, check, prune, report."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass
+from typing import Any
+
+from drbdbackup.ops.session import LockMode, RepositoryRef, audit_entry, operation
+from drbdbackup.repo.check import CheckReport, run_check
+from drbdbackup.repo.listing import list_generations
+from drbdbackup.repo.prune import PruneReport, run_prune
+from drbdbackup.repo.repository import DEFAULT_CHUNK, Repository
+
+
+@dataclass(frozen=True)
+class InitRequest:
+    chunk_size: int = DEFAULT_CHUNK
+    encryption: str = "none"
+
+
+def init(ref: RepositoryRef, req: InitRequest) -> Repository:
+    """Create a repository; a failed init leaves no directory it created behind."""
+    made = None
+    if ref.backend is None and ref.location and "://" not in ref.location:
+        path = os.path.abspath(ref.location)
+        made = None if os.path.exists(path) else path
+    try:
+        backend = ref.open_backend(create=True)
+        repo = Repository.init(backend, chunk_size=req.chunk_size, encryption=req.encryption,
+                               passphrase=ref.password)
+        audit_entry(backend, "init", {"repository_id": repo.id, "chunk_size": req.chunk_size,
+                                      "encryption": req.encryption})
+    except BaseException:
+        if made is not None:
+            shutil.rmtree(made, ignore_errors=True)
+        raise
+    return repo
+
+
+def list_volumes(ref: RepositoryRef, volume_id: str | None = None) -> list[dict[str, Any]]:
+    """Generations, oldest first, each with a status (ok / damaged / unreadable)."""
+    with operation(ref, "list") as s:
+        return list_generations(s.repo, volume_id)
+
+
+def check(ref: RepositoryRef, *, read_data: bool = False) -> CheckReport:
+    """Structural (and with `read_data`, content) consistency, under a shared lock."""
+    with operation(ref, "check", lock=LockMode.SHARED) as s:
+        rep = run_check(s.repo, read_data=read_data)
+        s.succeeded("check", {"ok": rep.ok, "errors": len(rep.errors), "read_data": read_data})
+        return rep
+
+
+@dataclass(frozen=True)
+class PruneRequest:
+    keep_last: int
+    keep_daily: int = 0
+    keep_weekly: int = 0
+    dry_run: bool = False
+
+
+def prune(ref: RepositoryRef, req: PruneRequest) -> PruneReport:
+    """Apply keep rules and remove unreferenced data, under the exclusive lock."""
+    with operation(ref, "prune", lock=LockMode.EXCLUSIVE) as s:
+        rep = run_prune(s.repo, req.keep_last, req.keep_daily, req.keep_weekly, dry_run=req.dry_run)
+        if not req.dry_run:
+            s.succeeded("prune", rep.to_dict())
+        return rep
+
+
+def report(ref: RepositoryRef, fmt: str, output: str, since: str | None = None) -> dict[str, Any]:
+    """Write a compliance report from the audit log; returns its summary."""
+    from drbdbackup.report.compliance import write_report
+
+    with operation(ref, "report") as s:
+        return write_report(s.repo, fmt, output, since=since)

@@ -1,0 +1,120 @@
+"""The one context in which an operation touches a repository (in the manner of borg's
+`with_repository`): open, lock, audit on success and on failure, release."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+from drbdbackup.errors import DrbdBackupError, RepositoryLocked
+from drbdbackup.repo import audit_writer
+from drbdbackup.repo import open as repo_open
+from drbdbackup.repo.backend import Backend
+from drbdbackup.repo.locks import Lock
+from drbdbackup.repo.repository import Repository
+
+log = logging.getLogger("drbdbackup")
+
+
+@dataclass(frozen=True)
+class RepositoryRef:
+    """Which repository and how to open it: a location (directory or s3://...) or a backend."""
+
+    location: str | None = None
+    password: str | None = field(default=None, repr=False)
+    backend: Backend | None = None
+
+    @classmethod
+    def of(cls, where: str | Backend, password: str | None = None) -> RepositoryRef:
+        if isinstance(where, str):
+            return cls(location=where, password=password)
+        return cls(backend=where, password=password)
+
+    def open_backend(self, *, create: bool = False) -> Backend:
+        if self.backend is not None:
+            return self.backend
+        assert self.location is not None
+        return repo_open.backend_for(self.location, create=create)
+
+    def open(self) -> Repository:
+        return Repository.open(self.open_backend(), self.password)
+
+    @property
+    def display(self) -> str:
+        return self.location or self.open_backend().location
+
+
+class LockMode(Enum):
+    """Which repository lock an operation holds (format.md section 10)."""
+
+    NONE = "none"
+    SHARED = "shared"
+    EXCLUSIVE = "exclusive"
+
+
+class Session:
+    """An open repository inside `operation`; `succeeded` writes the operation's audit entry."""
+
+    def __init__(self, repo: Repository) -> None:
+        self.repo = repo
+        self.audited = False
+
+    def succeeded(self, event: str, details: dict[str, Any]) -> None:
+        """Append the operation's audit entry (once)."""
+        audit_writer.append(self.repo.backend, event, details)
+        self.audited = True
+
+
+def audit_entry(backend: Backend, event: str, details: dict[str, Any]) -> None:
+    """Append an audit entry outside a session (init: the repository did not exist before)."""
+    audit_writer.append(backend, event, details)
+
+
+def _report_stale(backend: Backend, lock: Lock) -> None:
+    for name, held in lock.stale_removed:
+        log.warning("removing stale lock %s of %s pid %s (%s), created %s, expires %s", name,
+                    held.get("owner"), held.get("pid"), held.get("operation"), held.get("created"),
+                    held.get("expires"))
+        try:
+            audit_writer.append(backend, "lock", {"removed_stale_lock": name, "lock": held})
+        except Exception as exc:  # noqa: BLE001 - reporting must not block the job
+            log.debug("could not audit the stale lock removal: %s", exc)
+
+
+@contextmanager
+def operation(
+    ref: RepositoryRef,
+    command: str,
+    *,
+    lock: LockMode = LockMode.NONE,
+    audit_failure: dict[str, Any] | None = None,
+) -> Iterator[Session]:
+    """Open the repository, take `lock`, yield a `Session`, release.
+
+    With `audit_failure` (the failure entry's context, e.g. the volume id), a `DrbdBackupError`
+    escaping the block appends a `failure` audit entry first — unless the repository is locked
+    by another process, which then writes nothing.
+    """
+    repo = ref.open()
+    held = None
+    if lock is not LockMode.NONE:
+        held = Lock(repo.backend, exclusive=lock is LockMode.EXCLUSIVE, operation=command).acquire()
+        _report_stale(repo.backend, held)
+    try:
+        yield Session(repo)
+    except DrbdBackupError as exc:
+        if audit_failure is not None and not isinstance(exc, RepositoryLocked):
+            details = {"command": command, **audit_failure, "error": type(exc).__name__,
+                       "message": str(exc), "exit_code": exc.exit_code}
+            try:
+                audit_writer.append(repo.backend, "failure", details)
+            except Exception as audit_exc:  # noqa: BLE001 - the original error is what matters
+                log.debug("could not audit the failure: %s", audit_exc)
+        raise
+    finally:
+        if held is not None:
+            held.release()

@@ -1,0 +1,61 @@
+"""Text renderings of operation results for the command line (JSON is the objects themselves)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def human(n: float) -> str:
+    """Bytes as B / KiB / MiB / GiB / TiB."""
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(n) < 1024 or unit == "TiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return str(n)
+
+
+def backup_text(d: dict[str, Any]) -> str:
+    lines = [
+        f"volume {d['volume_id']}: generation {d['generation']} ({d['mode']}, tracker {d['tracker']})",
+        f"  size {human(d['size_bytes'])}, read {human(d['read_bytes'])}, changed {human(d['changed_bytes'])}, "
+        f"stored {human(d['stored_bytes'])} in {d['duration_s']:.2f}s",
+    ]
+    if d.get("node"):
+        lines.append(f"  read on node {d['node']}")
+    if d.get("fallback_reason"):
+        lines.append(f"  fallback to a full read: {d['fallback_reason']}")
+    if "verification" in d:
+        v = d["verification"]
+        lines.append(f"  verification: {v.get('verdict', 'pass' if v.get('ok') else 'fail')}"
+                     f" ({v.get('chunks_checked', 0)} chunks checked)")
+    return "\n".join(lines)
+
+
+def list_text(gens: list[dict[str, Any]]) -> str:
+    if not gens:
+        return "no generations"
+    rows = [f"{'VOLUME':<24} {'GENERATION':<32} {'MODE':<11} {'TRACKER':<10} {'SIZE':>10} STATUS"]
+    for g in gens:
+        size = human(g["size_bytes"]) if g.get("size_bytes") is not None else "-"
+        status = g["status"] + (f" ({g['problem']})" if g.get("problem") and g["status"] != "ok" else "")
+        rows.append(f"{g['volume_id']:<24} {g['generation']:<32} {g.get('mode') or '-':<11} "
+                    f"{g.get('tracker') or '-':<10} {size:>10} {status}")
+    return "\n".join(rows)
+
+
+def restore_text(d: dict[str, Any]) -> str:
+    return (f"restored {d['volume_id']} generation {d['generation']} to {d['target']} "
+            f"({human(d['size_bytes'])} in {d['duration_s']:.2f}s)")
+
+
+def check_text(d: dict[str, Any]) -> str:
+    lines = [f"checked {d['packs_checked']} packs and {d['generations_checked']} generations: "
+             + ("no errors" if d["ok"] else f"{len(d['errors'])} error(s)")]
+    lines += [f"error: {e}" for e in d["errors"]] + [f"note: {n}" for n in d["notes"]]
+    return "\n".join(lines)
+
+
+def prune_text(d: dict[str, Any]) -> str:
+    verb = "would remove" if d["dry_run"] else "removed"
+    return (f"{verb} {len(d['removed_generations'])} generation(s) and {d['removed_packs']} pack(s) "
+            f"({human(d['removed_bytes'])}); kept {len(d['kept_generations'])}")
