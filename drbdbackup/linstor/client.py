@@ -37,6 +37,19 @@ class Replica:
     diskless: bool
 
 
+@dataclass(frozen=True)
+class NodeInfo:
+    """A satellite as the controller sees it."""
+
+    name: str
+    connection_status: str  # ONLINE, OFFLINE, ...
+    addresses: tuple[str, ...]
+
+    @property
+    def online(self) -> bool:
+        return self.connection_status.upper() == "ONLINE"
+
+
 @dataclass
 class SnapshotInfo:
     """A snapshot definition as the controller reports it."""
@@ -177,20 +190,39 @@ class Controller:
                     return str(rd.uuid)
         raise UnknownResource(f"resource {rsc} does not exist on the LINSTOR controller")
 
+    def nodes(self) -> list[NodeInfo]:
+        """Every satellite with its connection status and interface addresses (one API call)."""
+        replies = self._call("node list", self.api.node_list)
+        _check(replies, "node list")
+        return [
+            NodeInfo(n.name, str(n.connection_status or ""),
+                     tuple(str(i.address) for i in (n.net_interfaces or []) if i.address))
+            for resp in replies
+            for n in getattr(resp, "nodes", [])
+        ]
+
     def replicas(self, rsc: str) -> list[Replica]:
-        replies = self._call("volume list", self.api.volume_list, filter_by_resources=[rsc])
+        """The volumes of one resource on every node."""
+        return self._replicas([rsc]).get(rsc, [])
+
+    def all_replicas(self, rscs: list[str] | None = None) -> dict[str, list[Replica]]:
+        """Replicas of `rscs` (every resource when None), by resource, in one API call."""
+        return self._replicas(rscs)
+
+    def _replicas(self, rscs: list[str] | None) -> dict[str, list[Replica]]:
+        replies = self._call("volume list", self.api.volume_list, filter_by_resources=rscs)
         _check(replies, "volume list")
-        out = []
+        out: dict[str, list[Replica]] = {}
         for resp in replies:
             for res in getattr(resp, "resources", []):
-                if res.name != rsc:
+                if rscs is not None and res.name not in rscs:
                     continue
                 diskless_rsc = any(f in ("DISKLESS", "DRBD_DISKLESS") for f in res.flags)
                 for vol in res.volumes:
                     drbd = vol.drbd_data
                     kind = vol.storage_pool_driver_name
                     usable_kib = drbd.usable_size if drbd is not None and drbd.usable_size else vol.usable_size
-                    out.append(
+                    out.setdefault(res.name, []).append(
                         Replica(
                             node=res.node_name,
                             volume_number=vol.number,

@@ -36,7 +36,9 @@ def pick_replica(replicas: list[Replica], vnr: int, node: str | None, rsc: str) 
     if node:
         chosen = [r for r in diskful if r.node == node]
         if not chosen:
-            raise UsageError(f"resource {rsc} has no diskful replica on node {node}")
+            where = ", ".join(sorted({r.node for r in diskful}))
+            raise UsageError(f"resource {rsc} has no diskful replica on node {node}; "
+                             f"its diskful replicas are on: {where}")
         return chosen[0]
     up = [r for r in diskful if r.disk_state == UP_TO_DATE]
     return sorted(up or diskful, key=lambda r: r.node)[0]

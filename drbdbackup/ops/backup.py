@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from drbdbackup.engine.pipeline import (  # ReadOptions: re-exported for front ends
@@ -19,6 +19,7 @@ from drbdbackup.engine.pipeline import (  # ReadOptions: re-exported for front e
 from drbdbackup.engine.source import open_source
 from drbdbackup.engine.tuning import tune_allocator
 from drbdbackup.errors import DrbdBackupError, IntegrityError, UsageError
+from drbdbackup.linstor.lineage import LinstorFacts
 from drbdbackup.ops.session import LockMode, RepositoryRef, Session, operation
 from drbdbackup.ops.verification import VerifyRequest, run_verifier, verdict_summary
 from drbdbackup.repo.records import GenerationRecord, check_volume_id, iso, new_generation_id, now
@@ -117,8 +118,19 @@ class Parent:
         except IntegrityError:
             return cls(rec, None, False)
 
-    def lineage(self, size: int, chunk_size: int, **facts: Any) -> Lineage:
+    def lineage(self, size: int, chunk_size: int, facts: LinstorFacts | None = None) -> Lineage:
+        """The lineage facts the plan judges: the parent's, and LINSTOR's when there are any."""
         rec = self.record
+        more: dict[str, Any] = {}
+        if facts is not None:
+            more = {
+                "replica_up_to_date": facts.replica_up_to_date,
+                "resource_uuid_matches": facts.resource_uuid_matches,
+                "same_placement": facts.same_placement,
+                "placement_change": facts.placement_change,
+                "parent_snapshot_exists": facts.parent_snapshot_exists,
+                "parent_snapshot_uuid_matches": facts.parent_snapshot_uuid_matches,
+            }
         return Lineage(
             parent_exists=rec is not None or not self.intact,
             parent_intact=self.intact and (rec is None or self.ids is not None),
@@ -126,7 +138,7 @@ class Parent:
             size_parent=rec.size_bytes if rec else 0,
             chunk_size_now=chunk_size,
             chunk_size_parent=rec.chunk_size if rec else 0,
-            **facts,
+            **more,
         )
 
 
@@ -139,7 +151,7 @@ class VolumeJob:
     source_info: dict[str, Any]
     size_limit: int | None = None
     offer: NativeOffer | None = None  # None: the source has no native tracking at all
-    facts: dict[str, Any] = field(default_factory=dict)  # extra Lineage facts (LINSTOR)
+    facts: LinstorFacts | None = None  # what LINSTOR says about the parent's snapshot
     periodic_streak: int = 0
     parent: Parent | None = None
     fence: Callable[[], None] | None = None  # called right before the record is written
@@ -154,7 +166,7 @@ def store_generation(s: Session, job: VolumeJob, opts: BackupOptions) -> BackupR
     try:
         size = min(dev_size, job.size_limit) if job.size_limit is not None else dev_size
         parent = job.parent or Parent.read(repo, job.volume_id)
-        lineage = parent.lineage(size, repo.chunk_size, **job.facts)
+        lineage = parent.lineage(size, repo.chunk_size, job.facts)
         try:
             plan = plan_backup(opts.tracker, lineage, job.offer,
                                periodic_streak=job.periodic_streak,

@@ -83,14 +83,7 @@ def _job(repo: Repository, ctl: Controller, src: VolumeSource, snap: str, info: 
     return VolumeJob(
         path=path, volume_id=src.volume_id, source_info=source_info, size_limit=rep.usable_bytes,
         offer=native_offer(opts.tracker, pair, repo.chunk_size),
-        facts={
-            "replica_up_to_date": facts.replica_up_to_date,
-            "resource_uuid_matches": facts.resource_uuid_matches,
-            "same_placement": facts.same_placement,
-            "placement_change": facts.placement_change,
-            "parent_snapshot_exists": facts.parent_snapshot_exists,
-            "parent_snapshot_uuid_matches": facts.parent_snapshot_uuid_matches,
-        },
+        facts=facts,
         periodic_streak=native_streak(repo, parent.record, opts.checksum_every),
         parent=parent,
     )
