@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from drbdbackup import render
-from drbdbackup.errors import EXIT_INTEGRITY, EXIT_OK, UsageError, describe
+from drbdbackup.errors import EXIT_ENVIRONMENT, EXIT_INTEGRITY, EXIT_OK, UsageError, describe
 from drbdbackup.linstor.client import ControllerSettings
 from drbdbackup.ops.backup import ReadOptions
 from drbdbackup.ops.session import RepositoryRef
@@ -106,11 +106,15 @@ def cmd_backup(args: argparse.Namespace) -> int:
     opts = BackupOptions.parse(
         args.tracker, verify_sample=args.verify_sample, checksum_every=args.checksum_every,
         read=ReadOptions(rate_bytes_s=_rate(args.read_limit)))
+    chosen = [n for n, v in (("--resource", args.resource), ("--resource-group", args.resource_group),
+                             ("--all", args.all), ("--file", args.file)) if v]
+    if len(chosen) > 1:
+        raise UsageError(f"use one of {', '.join(chosen)}, not several")
+    if args.resource_group or args.all:
+        return _backup_group(args, opts)
     if args.resource:
         from drbdbackup.ops.backup_linstor import LinstorBackup, back_up_resources
 
-        if args.file:
-            raise UsageError("use either --resource or --file, not both")
         req = LinstorBackup(tuple(args.resource), _controller(args), volume_nr=args.volume_nr,
                             node=args.node, cluster=args.cluster)
         results = back_up_resources(_ref(args), req, opts)
@@ -122,6 +126,57 @@ def cmd_backup(args: argparse.Namespace) -> int:
     _emit(args, out[0] if len(out) == 1 else {"results": out},
           lambda: "\n".join(render.backup_text(d) for d in out))
     return EXIT_OK if all(r.verified_ok for r in results) else EXIT_INTEGRITY
+
+
+def _backup_group(args: argparse.Namespace, opts: Any) -> int:
+    from drbdbackup.ops.backup_linstor import GroupBackup, back_up_group
+
+    req = GroupBackup(args.resource_group, _controller(args), args.consistency_group, args.cluster)
+    res = back_up_group(_ref(args), req, opts)
+    out = [r.to_dict() for r in res.results]
+    obj = {"results": out, "skipped": res.skipped, "failed": res.failed}
+
+    def text() -> str:
+        lines = [render.backup_text(d) for d in out]
+        lines += [f"skipped {s['resource']}: {s['reason']}" for s in res.skipped]
+        lines += [f"FAILED {f['resource']}: {f['error']}" for f in res.failed]
+        return "\n".join(lines) or "the group has no resources"
+
+    _emit(args, obj, text)
+    if res.failed:
+        return EXIT_ENVIRONMENT
+    return EXIT_OK if all(r.verified_ok for r in res.results) else EXIT_INTEGRITY
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from drbdbackup.ops.status import status
+
+    rules = None
+    if args.config:
+        from drbdbackup.service.config import load_config
+
+        cfg = load_config(args.config)
+        password = read_password(args)
+        if cfg.repository.password_file and password is None:
+            password = _read_file(cfg.repository.password_file, "password").rstrip("\r\n")
+        ref = RepositoryRef(location=cfg.repository.location, password=password)
+        token = _read_file(cfg.linstor.token_file, "token").strip() if cfg.linstor.token_file else None
+        controller: ControllerSettings | None = ControllerSettings(
+            cfg.linstor.controllers, token=token, allow_insecure=cfg.linstor.allow_insecure)
+        rules = [p.selection_rule() for p in cfg.policy if p.selects_linstor]
+    elif args.repo:
+        ref = _ref(args)
+        wants_controller = args.plan or args.unprotected or args.controllers
+        controller = _controller(args) if wants_controller else None
+    else:
+        raise UsageError("status needs --repo REPO or --config FILE")
+    rep = status(ref, controller, rules).to_dict()
+    if not args.plan:
+        rep.pop("plan", None)
+    if not args.unprotected:
+        rep.pop("unprotected", None)
+    _emit(args, rep, lambda: render.status_text(rep))
+    return EXIT_OK
 
 
 def cmd_list(args: argparse.Namespace) -> int:
@@ -212,7 +267,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="send the token over plain HTTP (test clusters only)")
 
     _data_commands(cmd, linstor_opts)
-    _maintenance_commands(cmd)
+    _maintenance_commands(cmd, linstor_opts)
     return p
 
 
@@ -227,6 +282,10 @@ def _data_commands(cmd: Callable[..., argparse.ArgumentParser],
     sp = cmd("backup", cmd_backup, "back up a LINSTOR resource or a file/block device")
     sp.add_argument("--repo", required=True)
     sp.add_argument("--resource", action="append", help="LINSTOR resource (repeat for a consistency group)")
+    sp.add_argument("--resource-group", help="every resource spawned from this LINSTOR resource group")
+    sp.add_argument("--all", action="store_true", help="every LINSTOR resource (minus those tagged exclude)")
+    sp.add_argument("--consistency-group", action="store_true",
+                    help="with --resource-group/--all: one snapshot across all of them")
     sp.add_argument("--volume-nr", type=int, help="only this volume number of the resource")
     sp.add_argument("--file", help="a regular file or block device")
     sp.add_argument("--volume-id", help="volume id for --file")
@@ -259,8 +318,17 @@ def _data_commands(cmd: Callable[..., argparse.ArgumentParser],
 
 
 
-def _maintenance_commands(cmd: Callable[..., argparse.ArgumentParser]) -> None:
-    """prune, check, report, serve, demo (DESIGN section 9)."""
+def _maintenance_commands(cmd: Callable[..., argparse.ArgumentParser],
+                          linstor_opts: Callable[[argparse.ArgumentParser], None]) -> None:
+    """status, prune, check, report, serve, demo (DESIGN section 9)."""
+    sp = cmd("status", cmd_status, "cluster view: volumes, what each policy selects, what is unprotected")
+    sp.add_argument("--repo", help="the repository (or take it from --config)")
+    sp.add_argument("--config", help="the service config: repository, controllers and policies")
+    sp.add_argument("--plan", action="store_true", help="per policy, what it selects and why")
+    sp.add_argument("--unprotected", action="store_true", help="resources no policy protects, with the reason")
+    sp.add_argument("--cluster", default=os.environ.get("DRBDBACKUP_CLUSTER", "linstor"))
+    linstor_opts(sp)
+
     sp = cmd("prune", cmd_prune, "remove old generations and unreferenced data")
     sp.add_argument("--repo", required=True)
     sp.add_argument("--keep-last", type=int, required=True)
@@ -326,7 +394,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return EXIT_OK
         if not getattr(args, "func", None):
             raise UsageError(
-                "a command is required: init, backup, list, restore, prune, check, report, serve, demo"
+                "a command is required: init, backup, list, restore, status, prune, check, report, "
+                "serve, demo"
             )
         return args.func(args)
     except KeyboardInterrupt:

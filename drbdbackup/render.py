@@ -59,3 +59,32 @@ def prune_text(d: dict[str, Any]) -> str:
     verb = "would remove" if d["dry_run"] else "removed"
     return (f"{verb} {len(d['removed_generations'])} generation(s) and {d['removed_packs']} pack(s) "
             f"({human(d['removed_bytes'])}); kept {len(d['kept_generations'])}")
+
+
+def _age(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.1f}{unit}"
+    return f"{seconds:.0f}s"
+
+
+def status_text(d: dict[str, Any]) -> str:
+    rows = [f"{'VOLUME':<28} {'NODE':<10} {'LAST GOOD':<32} {'AGE':>7} {'TRACKER':<10} SOURCE"]
+    for v in d["volumes"]:
+        rows.append(f"{v['volume_id']:<28} {v['node'] or '-':<10} {v['last_good'] or '-':<32} "
+                    f"{_age(v['age_s']):>7} {v['tracker'] or '-':<10} {v['source']}")
+    if not d["volumes"]:
+        rows = ["no volumes in the repository"]
+    if "plan" in d:
+        rows.append("")
+        for policy, items in d["plan"].items():
+            rows.append(f"policy {policy}: {len(items)} resource(s)")
+            rows += [f"  {i['resource']}: {i['reason']}" for i in items]
+    if "unprotected" in d:
+        rows.append("")
+        rows.append(f"unprotected: {len(d['unprotected'])} resource(s)")
+        rows += [f"  {u['resource']}: {u['reason']}" for u in d["unprotected"]]
+    rows += [f"warning: {w}" for w in d.get("warnings", []) + d.get("conflicts", [])]
+    return "\n".join(rows)

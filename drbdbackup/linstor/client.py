@@ -50,6 +50,16 @@ class NodeInfo:
         return self.connection_status.upper() == "ONLINE"
 
 
+@dataclass(frozen=True)
+class DefinitionInfo:
+    """A resource definition: name, uuid, resource group, its own properties."""
+
+    name: str
+    uuid: str
+    group: str
+    props: dict[str, str]
+
+
 @dataclass
 class SnapshotInfo:
     """A snapshot definition as the controller reports it."""
@@ -189,6 +199,29 @@ class Controller:
                 if rd.name == rsc:
                     return str(rd.uuid)
         raise UnknownResource(f"resource {rsc} does not exist on the LINSTOR controller")
+
+    def resource_groups(self) -> dict[str, dict[str, str]]:
+        """Every resource group with its properties (one API call); none on a controller that
+        predates resource groups (LINSTOR < 1.0 answers 404)."""
+        try:
+            resp = self._call("resource group list", self.api.resource_group_list_raise)
+        except ControllerError as exc:
+            if "HTTP-Status(404)" in str(exc):
+                return {}
+            raise
+        return {g.name: dict(g.properties or {}) for g in getattr(resp, "resource_groups", [])}
+
+    def resource_definitions(self) -> list[DefinitionInfo]:
+        """Every resource definition with its group and own properties (one API call)."""
+        replies = self._call("resource definition list", self.api.resource_dfn_list,
+                             query_volume_definitions=False)
+        _check(replies, "resource definition list")
+        return [
+            DefinitionInfo(rd.name, str(rd.uuid), str(rd.resource_group_name or ""),
+                           dict(rd.properties or {}))
+            for resp in replies
+            for rd in getattr(resp, "resource_definitions", [])
+        ]
 
     def nodes(self) -> list[NodeInfo]:
         """Every satellite with its connection status and interface addresses (one API call)."""

@@ -16,6 +16,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 
+from drbdbackup.errors import UsageError
+
 PROP_POLICY = "Aux/drbdbackup/policy"
 PROP_EXCLUDE = "Aux/drbdbackup/exclude"
 TRUE_WORDS = ("true", "yes", "1", "on")
@@ -140,3 +142,31 @@ def select(resources: list[ResourceView], rules: list[SelectionRule],
         if rule.selects_anything and not sel.chosen[rule.policy]:
             sel.warnings.append(f"policy {rule.policy} selects no resource")
     return sel
+
+
+def group_members(resources: list[ResourceView], group: str, known_groups: set[str]
+                  ) -> tuple[list[str], list[Unprotected]]:
+    """`backup --resource-group`: the group's resources, minus those tagged exclude."""
+    if group not in known_groups:
+        raise UsageError(f"resource group {group} does not exist; groups are: "
+                         f"{', '.join(sorted(known_groups)) or '(none)'}")
+    members, skipped = [], []
+    for r in sorted(resources, key=lambda r: r.name):
+        if r.group != group:
+            continue
+        if _flag(r.props.get(PROP_EXCLUDE)):
+            skipped.append(Unprotected(r.name, f"{PROP_EXCLUDE}=true"))
+        else:
+            members.append(r.name)
+    return members, skipped
+
+
+def all_resources(resources: list[ResourceView]) -> tuple[list[str], list[Unprotected]]:
+    """`backup --all`: every resource, minus those tagged exclude."""
+    members, skipped = [], []
+    for r in sorted(resources, key=lambda r: r.name):
+        if _flag(r.props.get(PROP_EXCLUDE)):
+            skipped.append(Unprotected(r.name, f"{PROP_EXCLUDE}=true"))
+        else:
+            members.append(r.name)
+    return members, skipped

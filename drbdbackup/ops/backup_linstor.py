@@ -7,11 +7,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from drbdbackup.engine.tuning import tune_allocator
-from drbdbackup.errors import IntegrityError, UsageError
+from drbdbackup.errors import DrbdBackupError, IntegrityError, UsageError, describe
 from drbdbackup.linstor.client import Controller, ControllerSettings, SnapshotInfo
+from drbdbackup.linstor.inventory import take_inventory
 from drbdbackup.linstor.lineage import parent_facts, source_identity
 from drbdbackup.linstor.paths import snapshot_data_path
 from drbdbackup.linstor.placement import VolumeSource, resolve_sources
+from drbdbackup.linstor.selection import all_resources, group_members
 from drbdbackup.linstor.snapshots import (
     delete_quietly,
     ensure_readable,
@@ -134,3 +136,42 @@ def back_up_resources(ref: RepositoryRef, req: LinstorBackup, opts: BackupOption
         s.repo.load_index()
         with req.controller.connect() as ctl:
             return _back_up(s, ref, ctl, req, opts)
+
+
+@dataclass(frozen=True)
+class GroupBackup:
+    """`backup --resource-group RG` (or `--all` with group None): every member not excluded."""
+
+    group: str | None
+    controller: ControllerSettings
+    consistency_group: bool = False
+    cluster: str = "linstor"
+
+
+@dataclass
+class GroupBackupResult:
+    results: list[BackupResult]
+    skipped: list[dict[str, str]]  # [{resource, reason}]
+    failed: list[dict[str, str]]  # [{resource, error}]
+
+
+def back_up_group(ref: RepositoryRef, req: GroupBackup, opts: BackupOptions) -> GroupBackupResult:
+    """Back up a resource group's members (one snapshot each, or one for all with
+    `consistency_group`); a failing member does not stop the others."""
+    with req.controller.connect() as ctl:
+        inv = take_inventory(ctl, with_replicas=False)
+    if req.group is None:
+        members, skipped = all_resources(inv.resources)
+    else:
+        members, skipped = group_members(inv.resources, req.group, set(inv.groups))
+    batches = [members] if req.consistency_group and members else [[m] for m in members]
+    out = GroupBackupResult([], [{"resource": u.resource, "reason": u.reason} for u in skipped], [])
+    for batch in batches:
+        try:
+            out.results += back_up_resources(ref, LinstorBackup(tuple(batch), req.controller,
+                                                                cluster=req.cluster), opts)
+        except DrbdBackupError as exc:
+            if len(batches) == 1:
+                raise
+            out.failed.append({"resource": ", ".join(batch), "error": describe(exc)[1]})
+    return out

@@ -40,6 +40,8 @@ def list_generations(repo: Repository, volume_id: str | None = None) -> list[dic
                 "size_bytes": rec.size_bytes,
                 "parent": rec.parent,
                 "fallback_reason": rec.fallback_reason,
+                "node": rec.source.get("node"),
+                "resource": rec.source.get("resource"),
                 "status": status,
             }
             if problem:

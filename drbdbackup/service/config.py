@@ -58,6 +58,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from drbdbackup.errors import UsageError
+from drbdbackup.linstor.selection import SelectionRule
 from drbdbackup.service.cron import CronError, parse_cron
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
@@ -141,6 +142,11 @@ class Policy(_Strict):
 
     name: str = Field(pattern=NAME_PATTERN)
     resources: list[str] = Field(default_factory=list)
+    resource_groups: list[str] = Field(default_factory=list)
+    names: list[str] = Field(default_factory=list, description="fnmatch patterns of resource names")
+    match: dict[str, str] = Field(default_factory=dict, description="effective properties that must equal")
+    exclude: list[str] = Field(default_factory=list, description="fnmatch patterns never selected")
+    label_properties: list[str] = Field(default_factory=list)
     files: list[FileSource] = Field(default_factory=list)
     consistency_group: bool = False
     schedule: str | None = None
@@ -162,9 +168,19 @@ class Policy(_Strict):
 
     @model_validator(mode="after")
     def _one_source(self) -> Policy:
-        if bool(self.resources) == bool(self.files):
-            raise ValueError("a policy needs exactly one of resources = [...] or files = [...]")
+        if self.selects_linstor == bool(self.files):
+            raise ValueError("a policy needs exactly one of files = [...] or a LINSTOR selection "
+                             "(resources, resource_groups, names, match)")
         return self
+
+    @property
+    def selects_linstor(self) -> bool:
+        return bool(self.resources or self.resource_groups or self.names or self.match)
+
+    def selection_rule(self) -> SelectionRule:
+        """The policy's selection terms for the planner."""
+        return SelectionRule(self.name, tuple(self.resources), tuple(self.resource_groups),
+                             tuple(self.names), dict(self.match), tuple(self.exclude))
 
     @property
     def has_retention(self) -> bool:
@@ -172,8 +188,11 @@ class Policy(_Strict):
 
     def target(self) -> str:
         """A short description of what the policy backs up (no secrets)."""
-        if self.resources:
-            return "resources:" + ",".join(self.resources)
+        if self.selects_linstor:
+            parts = [*self.resources, *(f"group:{g}" for g in self.resource_groups),
+                     *(f"name:{n}" for n in self.names),
+                     *(f"{k}={v}" for k, v in sorted(self.match.items()))]
+            return "resources:" + ",".join(parts)
         return "files:" + ",".join(f.volume_id for f in self.files)
 
 

@@ -8,17 +8,30 @@ own process (`ops.verification`), like `drbdbackup backup --verify-sample`.
 from __future__ import annotations
 
 import asyncio
+import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-from drbdbackup.errors import EXIT_INTEGRITY, EXIT_OK, EXIT_USAGE, RepositoryLocked, describe
+from drbdbackup.errors import (
+    EXIT_INTEGRITY,
+    EXIT_OK,
+    EXIT_USAGE,
+    DrbdBackupError,
+    RepositoryLocked,
+    describe,
+)
 from drbdbackup.linstor.client import ControllerSettings
+from drbdbackup.linstor.inventory import take_inventory
+from drbdbackup.linstor.selection import Selection, select
 from drbdbackup.ops.backup import BackupOptions, BackupResult, FileBackup, ReadOptions, back_up_file
+from drbdbackup.ops.backup_linstor import LinstorBackup, back_up_resources
 from drbdbackup.ops.maintenance import PruneRequest, list_volumes, prune
 from drbdbackup.ops.session import RepositoryRef
 from drbdbackup.ops.verification import VerifyRequest, failed_verification, run_verifier_async
 from drbdbackup.service.config import Policy, Settings
 from drbdbackup.service.throttle import ApiThrottle
+
+log = logging.getLogger("drbdbackup.service")
 
 
 @dataclass
@@ -53,7 +66,12 @@ class Outcome:
 
 
 def backup_policy(ctx: JobContext, policy: Policy, out: list[BackupResult]) -> None:
-    """Back up every target of `policy`, appending results to `out` as they complete (blocking)."""
+    """Back up every target of `policy`, appending results to `out` as they complete (blocking).
+
+    A LINSTOR policy's resources are selected anew on every run (resource groups, patterns,
+    properties): a resource spawned since the last run is included, a deleted one is not. One
+    failing resource does not stop the others; the first failure is raised at the end.
+    """
     opts = BackupOptions.parse(
         policy.tracker, verify_sample=policy.verify_sample or None,
         read=ReadOptions(rate_bytes_s=ctx.settings.service.read_rate_mib << 20, progress=False))
@@ -61,22 +79,43 @@ def backup_policy(ctx: JobContext, policy: Policy, out: list[BackupResult]) -> N
         for f in policy.files:
             out.append(back_up_file(ctx.repo, FileBackup(f.path, f.volume_id), opts))
         return
-    from drbdbackup.ops.backup_linstor import LinstorBackup, back_up_resources
-
-    groups = [policy.resources] if policy.consistency_group else [[r] for r in policy.resources]
-    controller = ctx.controller()
+    chosen = plan_policies(ctx).chosen[policy.name]
+    names = [c.resource for c in chosen]
+    groups = [names] if policy.consistency_group and names else [[r] for r in names]
+    first_error: BaseException | None = None
     for rscs in groups:
-        req = LinstorBackup(tuple(rscs), controller, cluster=ctx.settings.linstor.cluster)
-        out.extend(back_up_resources(ctx.repo, req, opts))
+        req = LinstorBackup(tuple(rscs), ctx.controller(), cluster=ctx.settings.linstor.cluster)
+        try:
+            out.extend(back_up_resources(ctx.repo, req, opts))
+        except DrbdBackupError as exc:
+            log.warning("policy %s: backup of %s failed: %s", policy.name, ", ".join(rscs), exc)
+            first_error = first_error or exc
+    if first_error is not None:
+        raise first_error
+
+
+def plan_policies(ctx: JobContext) -> Selection:
+    """Which policy protects which resource now (one inventory of the controller)."""
+    with ctx.controller().connect() as ctl:
+        inv = take_inventory(ctl, with_replicas=False)
+    rules = [p.selection_rule() for p in ctx.settings.policy if p.selects_linstor]
+    return select(inv.resources, rules, set(inv.groups))
 
 
 def policy_volumes(ctx: JobContext, policy: Policy) -> list[str]:
-    """The volume ids a policy produces that exist in the repository (blocking)."""
-    have = sorted({g["volume_id"] for g in list_volumes(ctx.repo)})
+    """The volume ids a policy has produced that exist in the repository (blocking)."""
+    rows = list_volumes(ctx.repo)
     if policy.files:
-        return [f.volume_id for f in policy.files if f.volume_id in have]
-    prefixes = tuple(f"{ctx.settings.linstor.cluster}.{r}." for r in policy.resources)
-    return [v for v in have if v.startswith(prefixes)]
+        wanted = {f.volume_id for f in policy.files}
+        return sorted({g["volume_id"] for g in rows if g["volume_id"] in wanted})
+    rsc_of = {g["volume_id"]: g.get("resource") for g in rows}
+    try:
+        mine = {c.resource for c in plan_policies(ctx).chosen[policy.name]}
+    except DrbdBackupError:
+        mine = set(policy.resources)  # controller unreachable: what the policy names
+    prefix = f"{ctx.settings.linstor.cluster}."
+    return sorted(v for v, rsc in rsc_of.items()
+                  if v.startswith(prefix) and (rsc or v[len(prefix):].rsplit(".", 1)[0]) in mine)
 
 
 def prune_policy(ctx: JobContext, policy: Policy) -> dict:

@@ -50,7 +50,7 @@ verify_sample = 1.0
                     if job["state"] in ("succeeded", "failed"):
                         break
                     await asyncio.sleep(0.05)
-                assert job["state"] == "succeeded", job
+                assert job["state"] == "succeeded", (job["error"], job)
                 (b,) = job["result"]["backups"]
                 assert b["volume_id"] == "linstor.r1.0" and b["verification"]["ok"]
                 assert LS_TOKEN not in raw and TOKEN not in raw
