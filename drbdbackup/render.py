@@ -38,7 +38,8 @@ def list_text(gens: list[dict[str, Any]]) -> str:
     for g in gens:
         size = human(g["size_bytes"]) if g.get("size_bytes") is not None else "-"
         status = g["status"] + (f" ({g['problem']})" if g.get("problem") and g["status"] != "ok" else "")
-        rows.append(f"{g['volume_id']:<24} {g['generation']:<32} {g.get('mode') or '-':<11} "
+        vol = g["volume_id"] + (f" ({', '.join(g['labels'].values())})" if g.get("labels") else "")
+        rows.append(f"{vol:<24} {g['generation']:<32} {g.get('mode') or '-':<11} "
                     f"{g.get('tracker') or '-':<10} {size:>10} {status}")
     return "\n".join(rows)
 
@@ -73,7 +74,8 @@ def _age(seconds: float | None) -> str:
 def status_text(d: dict[str, Any]) -> str:
     rows = [f"{'VOLUME':<28} {'NODE':<10} {'LAST GOOD':<32} {'AGE':>7} {'TRACKER':<10} SOURCE"]
     for v in d["volumes"]:
-        rows.append(f"{v['volume_id']:<28} {v['node'] or '-':<10} {v['last_good'] or '-':<32} "
+        vol = v["volume_id"] + (f" ({', '.join(v['labels'].values())})" if v.get("labels") else "")
+        rows.append(f"{vol:<28} {v['node'] or '-':<10} {v['last_good'] or '-':<32} "
                     f"{_age(v['age_s']):>7} {v['tracker'] or '-':<10} {v['source']}")
     if not d["volumes"]:
         rows = ["no volumes in the repository"]

@@ -137,8 +137,8 @@ class Config:
 def parse_config(data: bytes) -> Config:
     """Parse and validate ``config``."""
     obj = load_json_object(data, "config")
-    if obj.get("format") != 1:
-        raise FormatError(f"config: unsupported format {obj.get('format')!r} (this reader knows 1)")
+    if obj.get("format") not in (1, 2):
+        raise FormatError(f"config: unsupported format {obj.get('format')!r} (this reader knows 1 and 2)")
     rid = _hex64(obj, "repository_id", "config")
     cs = _int(obj, "chunk_size", "config", 1)
     if cs & (cs - 1) or not 65536 <= cs <= 4194304:
@@ -375,7 +375,7 @@ def parse_record(data: bytes) -> Record:
     """Plain record JSON -> :class:`Record` (self-consistency checked; cross-checks are the caller's)."""
     obj = load_json_object(data, "generation record")
     w = "generation record"
-    if obj.get("format") != 1:
+    if obj.get("format") not in (1, 2):
         raise FormatError(f"{w}: unsupported format {obj.get('format')!r}")
     size = _int(obj, "size_bytes", w)
     cs = _int(obj, "chunk_size", w, 1)

@@ -58,6 +58,7 @@ class DefinitionInfo:
     uuid: str
     group: str
     props: dict[str, str]
+    volumes: tuple[tuple[int, int], ...] = ()  # (volume number, size KiB), when asked for
 
 
 @dataclass
@@ -211,16 +212,21 @@ class Controller:
             raise
         return {g.name: dict(g.properties or {}) for g in getattr(resp, "resource_groups", [])}
 
-    def resource_definitions(self) -> list[DefinitionInfo]:
-        """Every resource definition with its group and own properties (one API call)."""
+    def resource_definitions(self, rscs: list[str] | None = None, *,
+                             volumes: bool = False) -> list[DefinitionInfo]:
+        """Resource definitions (all, or `rscs`) with group, own properties and, with `volumes`,
+        their volume definitions (one API call)."""
         replies = self._call("resource definition list", self.api.resource_dfn_list,
-                             query_volume_definitions=False)
+                             query_volume_definitions=volumes, filter_by_resource_definitions=rscs)
         _check(replies, "resource definition list")
         return [
             DefinitionInfo(rd.name, str(rd.uuid), str(rd.resource_group_name or ""),
-                           dict(rd.properties or {}))
+                           dict(rd.properties or {}),
+                           tuple((int(vd.number), int(vd.size)) for vd in rd.volume_definitions)
+                           if volumes else ())
             for resp in replies
             for rd in getattr(resp, "resource_definitions", [])
+            if rscs is None or rd.name in rscs
         ]
 
     def nodes(self) -> list[NodeInfo]:

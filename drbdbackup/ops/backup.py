@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from drbdbackup.engine.pipeline import (  # ReadOptions: re-exported for front ends
@@ -142,6 +142,17 @@ class Parent:
         )
 
 
+@dataclass(frozen=True)
+class RecordContext:
+    """What a generation record says about why and for whom it was made (format 2 fields)."""
+
+    policy: str | None = None
+    selected_by: str | None = None
+    labels: dict[str, str] = field(default_factory=dict)
+    linstor: dict[str, Any] | None = None
+    group_members: list[str] | None = None
+
+
 @dataclass
 class VolumeJob:
     """One volume to store: where to read it, and what is known about its history."""
@@ -155,6 +166,7 @@ class VolumeJob:
     periodic_streak: int = 0
     parent: Parent | None = None
     fence: Callable[[], None] | None = None  # called right before the record is written
+    context: RecordContext = field(default_factory=RecordContext)
 
 
 def store_generation(s: Session, job: VolumeJob, opts: BackupOptions) -> BackupResult:
@@ -162,6 +174,7 @@ def store_generation(s: Session, job: VolumeJob, opts: BackupOptions) -> BackupR
     repo = s.repo
     start = time.monotonic()
     check_volume_id(job.volume_id)
+    repo.ensure_current_format()
     fd, dev_size, _is_block = open_source(job.path)
     try:
         size = min(dev_size, job.size_limit) if job.size_limit is not None else dev_size
@@ -206,6 +219,12 @@ def store_generation(s: Session, job: VolumeJob, opts: BackupOptions) -> BackupR
             "zero_chunks": out.zero_chunks,
             "duration_s": round(time.monotonic() - start, 3),
         },
+        tracker_reason=plan.tracker_reason,
+        policy=job.context.policy,
+        selected_by=job.context.selected_by,
+        labels=dict(job.context.labels),
+        linstor=job.context.linstor,
+        group_members=job.context.group_members,
     )
     if job.fence is not None:
         job.fence()

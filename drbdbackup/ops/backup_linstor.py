@@ -8,7 +8,7 @@ from typing import Any
 
 from drbdbackup.engine.tuning import tune_allocator
 from drbdbackup.errors import DrbdBackupError, IntegrityError, UsageError, describe
-from drbdbackup.linstor.client import Controller, ControllerSettings, SnapshotInfo
+from drbdbackup.linstor.client import Controller, ControllerSettings, DefinitionInfo, SnapshotInfo
 from drbdbackup.linstor.inventory import take_inventory
 from drbdbackup.linstor.lineage import parent_facts, source_identity
 from drbdbackup.linstor.paths import snapshot_data_path
@@ -25,6 +25,7 @@ from drbdbackup.ops.backup import (
     BackupOptions,
     BackupResult,
     Parent,
+    RecordContext,
     VolumeJob,
     finish_generation,
     store_generation,
@@ -44,6 +45,9 @@ class LinstorBackup:
     volume_nr: int | None = None
     node: str | None = None
     cluster: str = "linstor"
+    policy: str | None = None
+    selected_by: str | None = None  # why the policy chose these resources
+    label_properties: tuple[str, ...] = ()
 
 
 def native_streak(repo: Repository, parent: GenerationRecord | None, limit: int) -> int:
@@ -60,8 +64,17 @@ def native_streak(repo: Repository, parent: GenerationRecord | None, limit: int)
     return n
 
 
+def _context(req: LinstorBackup, rd: DefinitionInfo | None, members: list[str]) -> RecordContext:
+    linstor = None
+    if rd is not None:
+        linstor = {"resource_group": rd.group or None, "rd_props": rd.props,
+                   "volume_definitions": [{"volume_number": n, "size_kib": k} for n, k in rd.volumes]}
+    labels = {k: rd.props[k] for k in req.label_properties if rd is not None and k in rd.props}
+    return RecordContext(req.policy, req.selected_by, labels, linstor, members or None)
+
+
 def _job(repo: Repository, ctl: Controller, src: VolumeSource, snap: str, info: SnapshotInfo,
-         opts: BackupOptions, group: list[str]) -> VolumeJob:
+         opts: BackupOptions, group: list[str], context: RecordContext) -> VolumeJob:
     rep = src.replica
     path = snapshot_data_path(rep.provider_kind, src.backing_object, src.resource,
                               rep.volume_number, snap)
@@ -88,6 +101,7 @@ def _job(repo: Repository, ctl: Controller, src: VolumeSource, snap: str, info: 
         facts=facts,
         periodic_streak=native_streak(repo, parent.record, opts.checksum_every),
         parent=parent,
+        context=context,
     )
 
 
@@ -108,6 +122,8 @@ def _back_up(s: Session, ref: RepositoryRef, ctl: Controller, req: LinstorBackup
     repo = s.repo
     group = list(dict.fromkeys(req.resources))
     sources = resolve_sources(ctl, group, req.volume_nr, req.node, req.cluster)
+    rds = {rd.name: rd for rd in ctl.resource_definitions(group, volumes=True)}
+    members = [src.volume_id for src in sources] if len(group) > 1 else []
     snap = snapshot_name(repo.id)
     # One resource: snapshot only where we read. A group: every diskful node (the controller
     # skips diskless ones), since the chosen nodes differ per resource.
@@ -117,7 +133,8 @@ def _back_up(s: Session, ref: RepositoryRef, ctl: Controller, req: LinstorBackup
     try:
         infos = ctl.wait_successful(group, snap)
         for src in sources:
-            job = _job(repo, ctl, src, snap, infos[src.resource], opts, group)
+            context = _context(req, rds.get(src.resource), members)
+            job = _job(repo, ctl, src, snap, infos[src.resource], opts, group, context)
             results.append(finish_generation(s, ref, store_generation(s, job, opts), opts))
     except BaseException:
         delete_quietly(ctl, group, snap)

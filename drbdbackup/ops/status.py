@@ -20,6 +20,7 @@ class VolumeStatus:
     """One volume as `status` shows it."""
 
     volume_id: str
+    labels: dict[str, str]
     resource: str | None
     node: str | None
     generations: int
@@ -69,7 +70,7 @@ def volume_statuses(rows: list[dict[str, Any]], present: set[str] | None) -> lis
         rsc = next((g.get("resource") for g in reversed(gens) if g.get("resource")), None)
         source = "unknown" if present is None or rsc is None else ("present" if rsc in present else "gone")
         out.append(VolumeStatus(
-            volume_id=vol, resource=rsc, node=(lg or last).get("node"), generations=len(gens),
+            volume_id=vol, labels=(lg or last).get("labels") or {}, resource=rsc, node=(lg or last).get("node"), generations=len(gens),
             last_good=lg["generation"] if lg else None,
             last_good_created=lg["created"] if lg else None,
             age_s=_age(lg["created"]) if lg else None, tracker=lg["tracker"] if lg else None,

@@ -42,6 +42,9 @@ def list_generations(repo: Repository, volume_id: str | None = None) -> list[dic
                 "fallback_reason": rec.fallback_reason,
                 "node": rec.source.get("node"),
                 "resource": rec.source.get("resource"),
+                "tracker_reason": rec.tracker_reason,
+                "policy": rec.policy,
+                "labels": rec.labels,
                 "status": status,
             }
             if problem:

@@ -11,6 +11,8 @@ from datetime import UTC, datetime
 from drbdbackup.errors import UsageError
 
 VOLUME_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+RECORD_FORMAT = 2  # what this version writes
+RECORD_FORMATS = (1, 2)  # what it reads
 GENERATION_RE = re.compile(r"^\d{8}T\d{12}Z-[0-9a-f]{8}$")
 
 
@@ -58,7 +60,14 @@ class GenerationRecord:
     tree_height: int
     source: dict = field(default_factory=dict)
     stats: dict = field(default_factory=dict)
-    format: int = 1
+    format: int = RECORD_FORMAT
+    # format 2 (format.md section 9): optional, absent in version-1 records
+    tracker_reason: str | None = None
+    policy: str | None = None
+    selected_by: str | None = None
+    labels: dict = field(default_factory=dict)
+    linstor: dict | None = None
+    group_members: list | None = None
 
     def to_json(self) -> bytes:
         return json.dumps(asdict(self), sort_keys=True, indent=1).encode()
@@ -66,7 +75,7 @@ class GenerationRecord:
     @classmethod
     def from_json(cls, data: bytes) -> GenerationRecord:
         doc = json.loads(data)
-        if doc.get("format") != 1:
+        if doc.get("format") not in RECORD_FORMATS:
             raise ValueError(f"unsupported generation record format {doc.get('format')!r}")
         fields = cls.__dataclass_fields__
         return cls(**{k: v for k, v in doc.items() if k in fields})

@@ -48,7 +48,8 @@ from drbdbackup.repo.tree import DEFAULT_FANOUT, decode_node, read_chunk_ids
 if TYPE_CHECKING:
     from drbdbackup.repo.blobwriter import BlobWriter
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # what new repositories get (format.md section 3)
+READABLE_FORMATS = (1, 2)
 MIN_CHUNK, MAX_CHUNK, DEFAULT_CHUNK = 64 << 10, 4 << 20, 1 << 20
 ENCRYPTIONS = ("none", "aes-256-gcm")
 QUARANTINE_RE = re.compile(r"^(?P<blob>[0-9a-f]{64})-(?P<pack>[0-9a-f]{64})$")  # format.md section 11
@@ -126,9 +127,10 @@ class Repository:
             fmt = config["format"]
         except (ValueError, KeyError, TypeError):
             raise IntegrityError(f"repository config at {backend.location} is damaged") from None
-        if fmt != FORMAT_VERSION:
+        if fmt not in READABLE_FORMATS:
             raise UnsupportedFormat(
-                f"repository format {fmt} is not supported (this build reads format {FORMAT_VERSION})"
+                f"repository format {fmt!r} is not supported (this build reads formats "
+                f"{', '.join(map(str, READABLE_FORMATS))})"
             )
         master = None
         if config.get("encryption", "none") != "none":
@@ -138,6 +140,12 @@ class Repository:
                 )
             master = _open_any_key(backend, passphrase)
         return cls(backend, config, master)
+
+    def ensure_current_format(self) -> None:
+        """Before writing a generation: migrate a version-1 config in place (format.md section 3)."""
+        if self.config["format"] != FORMAT_VERSION:
+            self.config = {**self.config, "format": FORMAT_VERSION}
+            self.backend.put("config", json.dumps(self.config, indent=1).encode())
 
     # ---- index ----------------------------------------------------------------------------
 

@@ -80,11 +80,15 @@ def backup_policy(ctx: JobContext, policy: Policy, out: list[BackupResult]) -> N
             out.append(back_up_file(ctx.repo, FileBackup(f.path, f.volume_id), opts))
         return
     chosen = plan_policies(ctx).chosen[policy.name]
+    why = {c.resource: c.reason for c in chosen}
     names = [c.resource for c in chosen]
     groups = [names] if policy.consistency_group and names else [[r] for r in names]
     first_error: BaseException | None = None
     for rscs in groups:
-        req = LinstorBackup(tuple(rscs), ctx.controller(), cluster=ctx.settings.linstor.cluster)
+        req = LinstorBackup(tuple(rscs), ctx.controller(), cluster=ctx.settings.linstor.cluster,
+                            policy=policy.name,
+                            selected_by="; ".join(dict.fromkeys(why[r] for r in rscs)),
+                            label_properties=tuple(policy.label_properties))
         try:
             out.extend(back_up_resources(ctx.repo, req, opts))
         except DrbdBackupError as exc:

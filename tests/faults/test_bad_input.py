@@ -216,9 +216,9 @@ def test_init_on_a_regular_file(tmp_path: Path) -> None:
 
 def test_unsupported_format_version(scenario: Scenario) -> None:
     cfg = json.loads((scenario.repo / "config").read_bytes())
-    cfg["format"] = 2
+    cfg["format"] = 3  # a version this build does not know
     (scenario.repo / "config").write_text(json.dumps(cfg))
-    assert_one_line_error(scenario.cli("list", "--repo", scenario.repo), 2, "format 2")
+    assert_one_line_error(scenario.cli("list", "--repo", scenario.repo), 2, "format 3")
 
 
 def test_init_twice(scenario: Scenario) -> None:

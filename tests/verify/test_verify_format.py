@@ -31,7 +31,7 @@ def test_config_ok() -> None:
 
 
 @pytest.mark.parametrize("kw", [
-    {"format": 2}, {"chunk_size": 100000}, {"chunk_size": 32768}, {"chunk_size": 8388608},
+    {"format": 3}, {"chunk_size": 100000}, {"chunk_size": 32768}, {"chunk_size": 8388608},
     {"encryption": "rot13"}, {"repository_id": "AB" * 32}, {"repository_id": "ab"},
     {"hash": "sha1"}, {"compression": "lz4"}, {"tree_fanout": 1}, {"chunk_size": True},
 ])
