@@ -5,6 +5,8 @@ GET  /v1/jobs?state=&limit=  newest first
 GET  /v1/jobs/{id}
 GET  /v1/volumes             last generation per volume with its status
 GET  /v1/policies
+GET  /v1/cluster             per volume: node, last good generation and age, labels; with a
+                             controller: per policy what it selects and why, what is unprotected
 POST /v1/jobs                {"policy": NAME, "kind": "backup"|"verify"|"prune"} -> 202 {"id": N}
 GET  /metrics                Prometheus text
 
@@ -26,6 +28,7 @@ from aiohttp import web
 
 from drbdbackup.errors import describe
 from drbdbackup.ops.maintenance import list_volumes
+from drbdbackup.ops.status import status as cluster_status
 from drbdbackup.service.metrics import render
 from drbdbackup.service.scheduler import Scheduler, Stopping
 from drbdbackup.service.store import KINDS, STATES, JobStore
@@ -154,6 +157,23 @@ async def volumes(request: web.Request) -> web.Response:
     return web.json_response({"volumes": _volume_summary(gens)})
 
 
+def cluster_view(ctx: Any) -> dict[str, Any]:
+    """The `drbdbackup status --plan --unprotected` object for the service's config (blocking)."""
+    settings = ctx.settings
+    rules = [p.selection_rule() for p in settings.policy if p.selects_linstor]
+    controller = ctx.controller() if rules or settings.linstor.controllers else None
+    return cluster_status(ctx.repo, controller, rules).to_dict()
+
+
+async def cluster(request: web.Request) -> web.Response:
+    ctx = request.app[SCHEDULER].ctx
+    try:
+        view = await asyncio.to_thread(cluster_view, ctx)
+    except Exception as exc:  # noqa: BLE001 - one line, no traceback
+        return _err(503, f"cluster view unavailable: {describe(exc)[1]}")
+    return web.json_response(view)
+
+
 async def policies(request: web.Request) -> web.Response:
     sched = request.app[SCHEDULER]
     out = []
@@ -163,6 +183,11 @@ async def policies(request: web.Request) -> web.Response:
             "name": p.name,
             "target": p.target(),
             "resources": p.resources,
+            "resource_groups": p.resource_groups,
+            "names": p.names,
+            "match": p.match,
+            "exclude": p.exclude,
+            "label_properties": p.label_properties,
             "files": [f.volume_id for f in p.files],
             "schedule": p.schedule,
             "next_run": nxt.isoformat() if nxt else None,
@@ -204,5 +229,6 @@ def build_app(scheduler: Scheduler, store: JobStore, token: bytes) -> web.Applic
     app.router.add_get("/v1/jobs/{id}", job)
     app.router.add_get("/v1/volumes", volumes)
     app.router.add_get("/v1/policies", policies)
+    app.router.add_get("/v1/cluster", cluster)
     app.router.add_get("/metrics", metrics)
     return app

@@ -165,3 +165,13 @@ async def test_failed_backup_is_recorded(running: Running) -> None:
         samples = parse_metrics(await r.text())
     assert samples['drbdbackup_jobs{state="failed"}'] == 1
     assert not any(k.startswith("drbdbackup_last_success") for k in samples)
+
+
+async def test_cluster_view_shows_each_volume_with_its_last_good_generation(running: Running) -> None:
+    assert (await running.get("/v1/cluster"))["volumes"] == []
+    job = await running.wait_job(await running.post_job("files2"))
+    assert job["state"] == "succeeded", job
+    (b,) = job["result"]["backups"]
+    (vol,) = (await running.get("/v1/cluster"))["volumes"]
+    assert vol["volume_id"] == "vol2" and vol["last_good"] == b["generation"]
+    assert vol["generations"] == 1 and vol["age_s"] >= 0 and vol["source"] == "unknown"
