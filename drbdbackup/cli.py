@@ -196,7 +196,10 @@ def cmd_restore(args: argparse.Namespace) -> int:
     to = None
     if args.to_resource:
         to = ResourceTarget(args.to_resource, _controller(args), node=args.node,
-                            storage_pool=args.storage_pool, volume_nr=args.volume_nr or 0)
+                            storage_pool=args.storage_pool, volume_nr=args.volume_nr or 0,
+                            resource_group=args.resource_group, like_original=args.like_original)
+    elif args.resource_group or args.like_original:
+        raise UsageError("--resource-group and --like-original go with --to-resource")
     d = restore(_ref(args), req, to).to_dict()
     _emit(args, d, lambda: render.restore_text(d))
     return EXIT_OK
@@ -313,6 +316,9 @@ def _data_commands(cmd: Callable[..., argparse.ArgumentParser],
     sp.add_argument("--node", help="node for --to-resource")
     sp.add_argument("--storage-pool", help="storage pool for --to-resource")
     sp.add_argument("--volume-nr", type=int, help="volume number to create for --to-resource (default 0)")
+    sp.add_argument("--resource-group", help="--to-resource: spawn the resource from this group")
+    sp.add_argument("--like-original", action="store_true",
+                    help="--to-resource: the recorded group and properties, minus identity properties")
     sp.add_argument("--force", action="store_true", help="overwrite an existing file / resource")
     linstor_opts(sp)
 

@@ -1,4 +1,6 @@
-"""The only module that talks python-linstor. A narrow adapter; errors become ours."""
+"""The only module that talks python-linstor. A narrow adapter; errors become ours.
+
+What it returns are the plain values of `linstor.model` (re-exported here)."""
 
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ import linstor
 from linstor.errors import LinstorError, LinstorNetworkError, LinstorTimeoutError
 
 from drbdbackup.errors import EnvironmentFailure, UsageError
+from drbdbackup.linstor.model import DefinitionInfo, NodeInfo, Replica, SnapshotInfo
 
 
 class ControllerError(EnvironmentFailure):
@@ -20,60 +23,6 @@ class ControllerError(EnvironmentFailure):
 
 class UnknownResource(UsageError):
     """The resource (or volume) does not exist."""
-
-
-@dataclass
-class Replica:
-    """One diskful or diskless replica of one volume on one node."""
-
-    node: str
-    volume_number: int
-    storage_pool: str
-    provider_kind: str
-    device_path: str
-    backing_device: str | None
-    usable_bytes: int
-    disk_state: str
-    diskless: bool
-
-
-@dataclass(frozen=True)
-class NodeInfo:
-    """A satellite as the controller sees it."""
-
-    name: str
-    connection_status: str  # ONLINE, OFFLINE, ...
-    addresses: tuple[str, ...]
-
-    @property
-    def online(self) -> bool:
-        return self.connection_status.upper() == "ONLINE"
-
-
-@dataclass(frozen=True)
-class DefinitionInfo:
-    """A resource definition: name, uuid, resource group, its own properties."""
-
-    name: str
-    uuid: str
-    group: str
-    props: dict[str, str]
-    volumes: tuple[tuple[int, int], ...] = ()  # (volume number, size KiB), when asked for
-
-
-@dataclass
-class SnapshotInfo:
-    """A snapshot definition as the controller reports it."""
-
-    name: str
-    resource: str
-    uuid: str
-    flags: list[str]
-    node_uuids: dict[str, str] = field(default_factory=dict)
-
-    @property
-    def successful(self) -> bool:
-        return "SUCCESSFUL" in self.flags
 
 
 def controller_uris(controllers: str | None) -> list[str]:
@@ -355,6 +304,16 @@ class Controller:
         _check(self._call("resource create", self.api.resource_create,
                           [linstor.ResourceData(node, rsc, storage_pool=pool)]),
                f"create resource {rsc} on {node}")
+
+    def spawn(self, group: str, rsc: str, sizes_kib: list[int]) -> None:
+        """`resource-group spawn-resources`: definition, volumes and placement from the group."""
+        _check(self._call("resource group spawn", self.api.resource_group_spawn, group, rsc,
+                          sizes_kib), f"spawn {rsc} from resource group {group}")
+
+    def set_definition_props(self, rsc: str, props: dict[str, str]) -> None:
+        if props:
+            _check(self._call("resource definition modify", self.api.resource_dfn_modify, rsc,
+                              props), f"set properties of {rsc}")
 
     def delete_resource_definition(self, rsc: str) -> None:
         _check(self._call("resource definition delete", self.api.resource_dfn_delete, rsc),
