@@ -30,10 +30,10 @@ from drbdbackup.ops.restore import RestoreRequest, restore
 from drbdbackup.ops.session import RepositoryRef
 from drbdbackup.repo import audit
 from drbdbackup.repo.check import run_check
-from drbdbackup.repo.faulty import FaultyBackend
 from drbdbackup.repo.listing import list_generations
-from drbdbackup.repo.memory import MemoryBackend
 from drbdbackup.repo.repository import Repository
+from tests.doubles.faulty import FaultyBackend
+from tests.doubles.memory import MemoryBackend
 
 from .helpers import (
     Scenario,

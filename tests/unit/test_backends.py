@@ -7,9 +7,9 @@ import os
 import pytest
 
 from drbdbackup.errors import DiskFull, ObjectExists, ObjectNotFound
-from drbdbackup.repo.faulty import FaultyBackend
 from drbdbackup.repo.local import LocalBackend
-from drbdbackup.repo.memory import MemoryBackend
+from tests.doubles.faulty import FaultyBackend
+from tests.doubles.memory import MemoryBackend
 
 
 @pytest.fixture(scope="module")

@@ -10,9 +10,9 @@ from drbdbackup.engine.pipeline import ReadOptions
 from drbdbackup.errors import DiskFull
 from drbdbackup.ops.backup import BackupOptions, FileBackup, back_up_file
 from drbdbackup.ops.session import RepositoryRef
-from drbdbackup.repo.faulty import FaultyBackend
-from drbdbackup.repo.memory import MemoryBackend
 from drbdbackup.repo.repository import Repository
+from tests.doubles.faulty import FaultyBackend
+from tests.doubles.memory import MemoryBackend
 
 
 def test_audit_failure_names_the_stored_generation(tmp_path) -> None:
