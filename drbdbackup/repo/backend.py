@@ -1,11 +1,15 @@
 """The backend interface: a flat store of named objects.
 
-Failure semantics (the retry layer and callers rely on them):
+Names are '/'-separated paths ("packs/ab/abcd..."); no name is also a directory of other names.
+
+Failure semantics (`repo/retry.py` and callers rely on them):
 - `ObjectNotFound`: the object does not exist (permanent for that name).
 - `ObjectExists`: a create-exclusive put met an existing object.
 - `DiskFull`: the store has no room; nothing partial is visible.
-- `BackendError`: any other I/O or network failure; may be transient.
-Every put is atomic: readers see no object or the whole object.
+- `BackendError`: any other I/O or network failure; may be transient (RetryingBackend retries it).
+Every put is atomic: readers see no object or the whole object, old or new.
+
+`tests/unit/test_backend_conformance.py` checks these properties against every backend.
 """
 
 from __future__ import annotations
@@ -23,15 +27,15 @@ class Backend(Protocol):
         ...
 
     def get_range(self, name: str, offset: int, length: int) -> bytes:
-        """Return `length` bytes at `offset`. Raises ObjectNotFound."""
+        """Return `length` bytes at `offset`, fewer (or none) past the end. Raises ObjectNotFound."""
         ...
 
     def put(self, name: str, data: bytes, *, exclusive: bool = False) -> None:
-        """Store atomically; with `exclusive`, raise ObjectExists if present."""
+        """Store atomically (replacing); with `exclusive`, raise ObjectExists if present."""
         ...
 
     def put_file(self, name: str, path: str) -> None:
-        """Store a staged local file atomically under `name` (the file is consumed)."""
+        """Store a staged local file atomically under `name`; the file is consumed, also on failure."""
         ...
 
     def delete(self, name: str) -> None:
@@ -39,7 +43,7 @@ class Backend(Protocol):
         ...
 
     def list(self, prefix: str) -> list[str]:
-        """Names of all objects below `prefix` (recursive), sorted."""
+        """Names of all objects below `prefix` ("" or ending in '/'), recursive, sorted."""
         ...
 
     def size(self, name: str) -> int:
@@ -51,5 +55,5 @@ class Backend(Protocol):
         ...
 
     def staging_dir(self) -> str:
-        """A local directory for building large objects before `put_file`."""
+        """A local directory for building large objects before `put_file`; never listed."""
         ...

@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import os
 import secrets
+import stat
 import threading
 
 from drbdbackup.errors import BackendError, DiskFull, ObjectExists, ObjectNotFound
@@ -21,7 +22,7 @@ def _fsync_dir(path: str) -> None:
 
 
 def _translate(exc: OSError, name: str) -> Exception:
-    if exc.errno == errno.ENOENT:
+    if exc.errno in (errno.ENOENT, errno.EISDIR):  # a directory is a prefix, not an object
         return ObjectNotFound(f"object not found: {name}")
     if exc.errno in (errno.ENOSPC, errno.EDQUOT):
         return DiskFull(f"no space left in the repository while writing {name}")
@@ -152,8 +153,10 @@ class LocalBackend:
         out: list[str] = []
         if not os.path.isdir(base):
             return out
-        for dirpath, _dirs, files in os.walk(base):
+        for dirpath, dirs, files in os.walk(base):
             rel = os.path.relpath(dirpath, self.root)
+            if rel == ".":
+                dirs[:] = [d for d in dirs if d != TMP_DIR]  # staged files are not objects
             for f in files:
                 if f.endswith(".tmp"):
                     continue
@@ -162,12 +165,15 @@ class LocalBackend:
 
     def size(self, name: str) -> int:
         try:
-            return os.stat(self._path(name)).st_size
+            st = os.stat(self._path(name))
         except OSError as exc:
             raise _translate(exc, name) from None
+        if not stat.S_ISREG(st.st_mode):
+            raise ObjectNotFound(f"object not found: {name}")
+        return st.st_size
 
     def exists(self, name: str) -> bool:
-        return os.path.exists(self._path(name))
+        return os.path.isfile(self._path(name))
 
     def staging_dir(self) -> str:
         path = os.path.join(self.root, TMP_DIR)

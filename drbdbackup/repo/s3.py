@@ -38,7 +38,7 @@ class S3Backend:
         return self.prefix + name
 
     def _err(self, exc: Exception, name: str) -> Exception:
-        code = getattr(exc, "response", {}).get("Error", {}).get("Code", "")
+        code = _code(exc)
         if code in ("NoSuchKey", "404", "NotFound"):
             return ObjectNotFound(f"object not found: {name}")
         if code in ("PreconditionFailed", "412", "ConditionalRequestConflict"):
@@ -62,6 +62,8 @@ class S3Backend:
             )
             return resp["Body"].read()
         except Exception as exc:  # noqa: BLE001
+            if _code(exc) == "InvalidRange":  # the range starts at or past the end (416)
+                return b""
             raise self._err(exc, name) from None
 
     def put(self, name: str, data: bytes, *, exclusive: bool = False) -> None:
@@ -122,3 +124,8 @@ class S3Backend:
 
     def staging_dir(self) -> str:
         return self._staging
+
+
+def _code(exc: Exception) -> str:
+    """The S3 error code of a botocore ClientError ("" for any other exception)."""
+    return str(getattr(exc, "response", {}).get("Error", {}).get("Code", ""))
