@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from drbdbackup.engine.pipeline import (  # ReadOptions: re-exported for front ends
+    PipelineOutcome,
     ReadOptions,
     run_pipeline,
 )
@@ -190,11 +191,26 @@ def store_generation(s: Session, job: VolumeJob, opts: BackupOptions) -> BackupR
                            f"backup {job.volume_id}", opts.read)
     finally:
         os.close(fd)
+    rec = _record(repo, job, parent, size, out, round(time.monotonic() - start, 3))
+    if job.fence is not None:
+        job.fence()
+    repo.write_record(rec)
+    return BackupResult(
+        volume_id=rec.volume_id, generation=rec.generation, parent=rec.parent, mode=rec.mode,
+        tracker=rec.tracker, tracker_reason=out.plan.tracker_reason, map_validity=rec.map_validity,
+        fallback_reason=rec.fallback_reason, node=job.source_info.get("node"),
+        size_bytes=rec.size_bytes, chunk_count=rec.chunk_count, root=rec.root, **rec.stats,
+    )
+
+
+def _record(repo: Repository, job: VolumeJob, parent: Parent, size: int, out: PipelineOutcome,
+            duration_s: float) -> GenerationRecord:
+    """The generation record for what the pipeline stored (format.md section 9)."""
     plan = out.plan
     n = chunk_count(size, repo.chunk_size)
     comparable = parent.ids if parent.ids and len(parent.ids) == n else None
     created = now()
-    rec = GenerationRecord(
+    return GenerationRecord(
         repository_id=repo.id,
         volume_id=job.volume_id,
         generation=new_generation_id(created),
@@ -217,7 +233,7 @@ def store_generation(s: Session, job: VolumeJob, opts: BackupOptions) -> BackupR
             "stored_bytes": out.stored_bytes,
             "new_chunks": out.new_chunks,
             "zero_chunks": out.zero_chunks,
-            "duration_s": round(time.monotonic() - start, 3),
+            "duration_s": duration_s,
         },
         tracker_reason=plan.tracker_reason,
         policy=job.context.policy,
@@ -225,15 +241,6 @@ def store_generation(s: Session, job: VolumeJob, opts: BackupOptions) -> BackupR
         labels=dict(job.context.labels),
         linstor=job.context.linstor,
         group_members=job.context.group_members,
-    )
-    if job.fence is not None:
-        job.fence()
-    repo.write_record(rec)
-    return BackupResult(
-        volume_id=rec.volume_id, generation=rec.generation, parent=rec.parent, mode=rec.mode,
-        tracker=rec.tracker, tracker_reason=plan.tracker_reason, map_validity=rec.map_validity,
-        fallback_reason=rec.fallback_reason, node=job.source_info.get("node"),
-        size_bytes=rec.size_bytes, chunk_count=rec.chunk_count, root=rec.root, **rec.stats,
     )
 
 
