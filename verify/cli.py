@@ -1,9 +1,11 @@
 """``drbdverify``: independent verification of a drbdbackup repository.
 
-Exit codes: 0 every check passed; 1 integrity failure found (including a damaged config or no
-readable key file); 2 bad usage or input (unknown volume/generation, missing passphrase, **wrong
-passphrase**); 3 environment failure (I/O, permission) or a check that could not be performed
-(``--source`` missing: verdict "unverifiable"); 4 repository locked.
+Exit codes: 0 every check passed, or the repository holds no generations (verdict "empty");
+1 integrity failure found (including a damaged config or no readable key file); 2 bad usage or
+input (unknown volume/generation, missing passphrase, **wrong passphrase**); 3 environment
+failure (I/O, permission) or a check that could not be performed (``--source`` missing: verdict
+"unverifiable"); 4 repository locked. Every error is one line ``drbdverify: error: ...`` on
+stderr; with ``--json`` also ``{"ok": false, "verdict": "error", "error", "exit_code"}`` on stdout.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from .errors import EXIT_ENVIRONMENT, EXIT_INTEGRITY, EXIT_OK, UsageError, Verif
 from .lock import SharedLock
 from .report import to_json, to_junit, to_text
 from .repository import Repository
-from .results import FAIL, NOTE, PASS, Finding, RunResult
+from .results import FAIL, NOTE, Finding, RunResult
 from .sampler import Selection
 from .store import open_store
 
@@ -33,9 +35,26 @@ default: every volume, its latest generation, full structure check + --sample 0.
 --subset n/t checks positions whose chunk id has int(id[:8], 16) % t == n-1 (and re-hashes
             packs whose id is in that bucket); runs 1/t..t/t together cover everything.
 --full      checks every position and re-hashes every pack the generations use.
-exit codes: 0 pass; 1 integrity failure; 2 bad usage or input (incl. wrong passphrase);
-            3 environment failure or unverifiable (--source missing); 4 repository locked.
+an empty repository (no generations) is not an error: verdict "empty", exit 0.
+exit codes: 0 pass (or empty); 1 integrity failure; 2 bad usage or input (incl. wrong
+            passphrase, a --volume-id/--generation that does not exist); 3 environment
+            failure or unverifiable (--source missing); 4 repository locked.
+errors: one line "drbdverify: error: ..." on stderr (--debug adds the traceback, never
+            changes the exit code); with --json also {"ok": false, ...} on stdout.
 """
+PREFIX = "drbdverify: error: "
+MAX_AUDITED_CHECKS = 1000  # keeps the verify audit entry far below the audit-entry size limit
+
+
+def version() -> str:
+    """The installed drbdbackup distribution's version (drbdverify ships in it), or "unknown"."""
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as dist_version
+
+    try:
+        return dist_version("drbdbackup")
+    except PackageNotFoundError:
+        return "unknown"
 
 
 class _Parser(argparse.ArgumentParser):
@@ -66,6 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-quarantine", action="store_true", help="do not write quarantine records")
     p.add_argument("--no-audit", action="store_true", help="do not append an audit entry")
     p.add_argument("--debug", action="store_true", help="tracebacks on errors")
+    p.add_argument("--version", action="version", version=f"drbdverify {version()}")
     return p
 
 
@@ -104,8 +124,9 @@ def _audit_details(run: RunResult) -> dict[str, object]:
              "chunks_checked": c.chunks_checked, "chunks_total": c.chunks_total,
              "chunks_failed": c.chunks_failed,
              "bytes_compared_with_source": c.bytes_compared_with_source}
-            for c in run.checks
+            for c in run.checks[:MAX_AUDITED_CHECKS]
         ],
+        "checks_not_listed": max(0, len(run.checks) - MAX_AUDITED_CHECKS),
         "findings": len(run.all_findings()),
         "quarantined": run.quarantined,
     }
@@ -121,8 +142,6 @@ def run(args: argparse.Namespace) -> int:
     with SharedLock(store, "verify") as lock:
         repo = Repository(store, passphrase)
         targets = select_targets(repo.generations(), args.volume_id, args.generation)
-        if not targets:
-            raise UsageError("repository has no generations to verify")
         opts = Options(selection, args.source, quarantine=not args.no_quarantine)
         result = Verifier(repo, opts).run(targets)
         chain_findings, _last, _prev = audit.check_chain(store)
@@ -131,6 +150,10 @@ def run(args: argparse.Namespace) -> int:
             Finding("stale-lock", "stale lock (expired or its process is gone); left in place",
                     name, severity=NOTE)
             for name in lock.stale
+        )
+        result.findings.extend(
+            Finding("lock-unreadable", f"{why}; ignored", name, severity=NOTE)
+            for name, why in lock.unreadable
         )
         if not args.no_audit:
             if result.quarantined:
@@ -148,11 +171,23 @@ def run(args: argparse.Namespace) -> int:
         sys.stdout.write(json.dumps(to_json(result), indent=2) + "\n")
     else:
         sys.stdout.write(to_text(result))
-    if result.verdict == PASS:
+    if result.ok:
         return EXIT_OK
     if result.verdict == FAIL:
         return EXIT_INTEGRITY
     return EXIT_ENVIRONMENT
+
+
+def _fail(argv: list[str], msg: str, code: int, debug: bool) -> int:
+    """One error line on stderr (after the traceback with --debug); the JSON object with --json."""
+    if debug:
+        traceback.print_exc()
+    msg = msg.removeprefix("drbdverify: ").removeprefix("error: ")
+    sys.stderr.write(f"{PREFIX}{msg}\n")
+    if "--json" in argv:
+        sys.stdout.write(json.dumps({"ok": False, "verdict": "error", "error": msg,
+                                     "exit_code": code}) + "\n")
+    return code
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -162,22 +197,14 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return run(build_parser().parse_args(argv))
     except VerifyError as e:
-        if debug:
-            traceback.print_exc()
-        msg = str(e).removeprefix("drbdverify: ")
-        sys.stderr.write(f"drbdverify: {msg}\n")
-        if "--json" in argv:
-            sys.stdout.write(json.dumps({"ok": False, "verdict": "error", "error": msg,
-                                         "exit_code": e.exit_code}) + "\n")
-        return e.exit_code
+        return _fail(argv, str(e), e.exit_code, debug)
+    except SystemExit as e:  # --help and --version
+        return e.code if isinstance(e.code, int) else 0
     except KeyboardInterrupt:
         sys.stderr.write("drbdverify: interrupted\n")
         return 130
     except Exception as e:  # noqa: BLE001 - one line, never a traceback without --debug
-        if debug:
-            traceback.print_exc()
-        sys.stderr.write(f"drbdverify: internal error: {e.__class__.__name__}: {e}\n")
-        return EXIT_ENVIRONMENT
+        return _fail(argv, f"internal error: {e.__class__.__name__}: {e}", EXIT_ENVIRONMENT, debug)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""Errors that end a run, each with its exit code (DESIGN.md section 9)."""
+"""Errors: those that end a run, each with its exit code (DESIGN.md section 9), and FormatError."""
 
 from __future__ import annotations
 
@@ -44,3 +44,7 @@ class FatalIntegrity(VerifyError):
     """Damage that prevents any further check, e.g. an unreadable config (exit 1)."""
 
     exit_code = EXIT_INTEGRITY
+
+
+class FormatError(ValueError):
+    """Bytes that do not follow docs/format.md (a finding, never the end of a run by itself)."""

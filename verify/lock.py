@@ -9,15 +9,19 @@ import threading
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from .errors import RepositoryLocked
-from .format import HEX32_RE
-from .store import ObjectMissing, Store
+from .errors import FormatError, RepositoryLocked
+from .jsonobj import load_json_object
+from .limits import JSON_MAX_BYTES
+from .names import HEX32_RE
+from .store import ObjectMissing, Store, get_capped
 
 LOCK_TTL = timedelta(minutes=30)
 REFRESH_S = 240.0
 
 
 def _pid_running(pid: int) -> bool:
+    if not 0 < pid < 2**31:  # 0 and negatives name process groups; no pid is larger
+        return False
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -42,7 +46,17 @@ def is_stale(lock: dict[str, Any], now: datetime, hostname: str) -> bool:
     except (KeyError, ValueError, TypeError):
         pass
     pid = lock.get("pid")
-    return lock.get("hostname") == hostname and isinstance(pid, int) and not _pid_running(pid)
+    if isinstance(pid, bool) or not isinstance(pid, int):
+        return False
+    return lock.get("hostname") == hostname and not _pid_running(pid)
+
+
+def read_lock(store: Store, name: str) -> dict[str, Any]:
+    """A lock object, size/depth bounded, ``exclusive`` a bool; raises FormatError/ObjectMissing."""
+    lock = load_json_object(get_capped(store, name, JSON_MAX_BYTES["lock"]), "lock")
+    if not isinstance(lock.get("exclusive"), bool):
+        raise FormatError("lock: 'exclusive' must be true or false")
+    return lock
 
 
 class SharedLock:
@@ -54,6 +68,7 @@ class SharedLock:
         self.name = f"locks/{os.urandom(16).hex()}"
         self.hostname = socket.gethostname()
         self.stale: list[str] = []
+        self.unreadable: list[tuple[str, str]] = []  # (name, why): ignored, reported as notes
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -79,15 +94,16 @@ class SharedLock:
             if other == self.name or not HEX32_RE.match(other[len("locks/") :]):
                 continue
             try:
-                lock = json.loads(self.store.get(other))
-            except (ObjectMissing, ValueError):
+                lock = read_lock(self.store, other)
+            except ObjectMissing:
                 continue
-            if not isinstance(lock, dict):
+            except FormatError as e:
+                self.unreadable.append((other, str(e)))
                 continue
             if is_stale(lock, now, self.hostname):
                 self.stale.append(other)
                 continue
-            if lock.get("exclusive"):
+            if lock["exclusive"]:
                 self.store.delete(self.name)
                 raise RepositoryLocked(
                     f"repository locked by {lock.get('owner', '?')} "

@@ -7,14 +7,14 @@ import xml.etree.ElementTree as ET
 from datetime import UTC, datetime
 from typing import Any
 
-from .results import FAIL, NOTE, PASS, UNVERIFIABLE, CheckResult, RunResult
+from .results import EMPTY, EMPTY_MESSAGE, FAIL, NOTE, PASS, UNVERIFIABLE, CheckResult, RunResult
 
 
 def to_json(run: RunResult) -> dict[str, Any]:
     """One JSON object; top-level per-check fields are filled when exactly one check ran."""
     one = run.checks[0] if len(run.checks) == 1 else None
     return {
-        "ok": run.verdict == PASS,
+        "ok": run.ok,
         "verdict": run.verdict,
         "repository": run.repository,
         "selection": run.selection,
@@ -44,6 +44,8 @@ def _check_line(c: CheckResult) -> str:
 def to_text(run: RunResult) -> str:
     """Human-readable report, one finding per line."""
     out = [f"drbdverify: repository {run.repository}, {run.selection}"]
+    if run.empty:
+        out.append(EMPTY_MESSAGE)
     for c in run.checks:
         out.append(_check_line(c))
         if c.confidence:
@@ -64,7 +66,9 @@ def _case(suite: ET.Element, classname: str, name: str, verdict: str, summary: s
           details: list[str]) -> None:
     case = ET.SubElement(suite, "testcase", classname=classname, name=name, time="0")
     body = "\n".join(details)
-    if verdict == FAIL:
+    if verdict == EMPTY:
+        ET.SubElement(case, "skipped", message=summary)
+    elif verdict == FAIL:
         el = ET.SubElement(case, "failure", message=summary[:500], type="integrity")
         el.text = body
     elif verdict == UNVERIFIABLE:
@@ -83,18 +87,23 @@ def to_junit(run: RunResult, elapsed: float = 0.0) -> bytes:
     severities = {f.severity for f in run.findings}
     repo_verdict = FAIL if FAIL in severities else (
         UNVERIFIABLE if UNVERIFIABLE in severities else PASS)
-    cases.append(("drbdverify.repository", "structure", repo_verdict,
-                  next((f.line() for f in run.findings if f.severity != NOTE),
-                       "packs, indexes and audit log intact"),
-                  [f.line() for f in run.findings]))
+    if run.verdict == EMPTY:
+        cases.append(("drbdverify.repository", "generations", EMPTY, EMPTY_MESSAGE,
+                      [f.line() for f in run.findings]))
+    else:
+        cases.append(("drbdverify.repository", "structure", repo_verdict,
+                      next((f.line() for f in run.findings if f.severity != NOTE),
+                           "packs, indexes and audit log intact"),
+                      [f.line() for f in run.findings]))
     failures = sum(1 for c in cases if c[2] == FAIL)
     errors = sum(1 for c in cases if c[2] == UNVERIFIABLE)
+    skipped = str(sum(1 for c in cases if c[2] == EMPTY))
     root = ET.Element("testsuites", name="drbdverify", tests=str(len(cases)),
-                      failures=str(failures), errors=str(errors), skipped="0",
+                      failures=str(failures), errors=str(errors), skipped=skipped,
                       time=f"{elapsed:.3f}")
     suite = ET.SubElement(
         root, "testsuite", name=f"drbdverify {run.selection}", tests=str(len(cases)),
-        failures=str(failures), errors=str(errors), skipped="0", time=f"{elapsed:.3f}",
+        failures=str(failures), errors=str(errors), skipped=skipped, time=f"{elapsed:.3f}",
         timestamp=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S"), hostname=socket.gethostname(),
     )
     props = ET.SubElement(suite, "properties")

@@ -35,8 +35,9 @@ from .format import (
     parse_toc,
 )
 from .keys import Crypto, SealError, unwrap_master_key
+from .limits import JSON_MAX_BYTES, SEAL_OVERHEAD, BlobLimits
 from .results import Finding
-from .store import ObjectMissing, ObjectReader, Store
+from .store import ObjectMissing, ObjectReader, Store, get_capped
 
 
 @dataclass
@@ -55,18 +56,16 @@ class Repository:
         self.store = store
         self.findings: list[Finding] = []
         try:
-            raw = store.get("config")
+            self.config: Config = parse_config(get_capped(store, "config", JSON_MAX_BYTES["config"]))
         except ObjectMissing:
             raise FatalIntegrity("repository has no config object") from None
-        try:
-            self.config: Config = parse_config(raw)
         except FormatError as e:
             raise FatalIntegrity(f"{e}") from None
+        self.limits = BlobLimits(self.config.chunk_size, self.config.tree_fanout)
         if self.config.encryption == "none":
             self.crypto = Crypto(None)
         else:
-            keys = [store.get(n) for n in store.list("keys") if HEX32_RE.match(n[len("keys/"):])]
-            self.crypto = Crypto(unwrap_master_key(keys, passphrase))
+            self.crypto = Crypto(unwrap_master_key(self._key_files(), passphrase))
         self.locations: dict[bytes, list[IndexBlob]] = defaultdict(list)
         self.by_pack: dict[str, list[IndexBlob]] = defaultdict(list)
         self._load_indexes()
@@ -77,16 +76,31 @@ class Repository:
                 self.quarantined.add(q)
         self.packs: dict[str, PackState] = {}
 
+    def _key_files(self) -> list[bytes]:
+        """Key files that exist and are within the size limit (others cannot open anything)."""
+        out = []
+        for name in self.store.list("keys"):
+            if HEX32_RE.match(name[len("keys/") :]):
+                try:
+                    out.append(get_capped(self.store, name, JSON_MAX_BYTES["key file"]))
+                except (ObjectMissing, FormatError):
+                    continue
+        return out
+
     # ------------------------------------------------------------ indexes
 
     def _load_indexes(self) -> None:
+        cap = JSON_MAX_BYTES["index"] + SEAL_OVERHEAD
         for name in self.store.list("index"):
             iid = name[len("index/") :]
             if not HEX64_RE.match(iid):
                 continue
             try:
-                stored = self.store.get(name)
+                stored = get_capped(self.store, name, cap)
             except ObjectMissing:
+                continue
+            except FormatError as e:
+                self.findings.append(Finding("index-unreadable", str(e), object=name))
                 continue
             if blake3.blake3(stored).hexdigest() != iid:
                 self.findings.append(
@@ -100,6 +114,10 @@ class Repository:
                 self.findings.append(Finding("index-unreadable", str(e), object=name))
                 continue
             for b in blobs:
+                problem = self.limits.problem(b.kind, b.length, b.plain_length)
+                if problem:  # kept: reading the copy fails with this reason, naming its pack
+                    self.findings.append(Finding("index-entry", f"index lists an impossible blob: "
+                                                 f"{problem}", object=name, chunk_id=b.id.hex()))
                 self.locations[b.id].append(b)
                 self.by_pack[b.pack].append(b)
 
@@ -116,7 +134,8 @@ class Repository:
 
     def read_record(self, volume_id: str, gen: str) -> Record:
         """Open, parse and cross-check a record; raises FormatError/SealError/ObjectMissing."""
-        stored = self.store.get(generation_name(volume_id, gen))
+        cap = JSON_MAX_BYTES["generation record"] + SEAL_OVERHEAD
+        stored = get_capped(self.store, generation_name(volume_id, gen), cap)
         rec = parse_record(self.crypto.open(stored, AAD_GENERATION))
         if rec.repository_id != self.config.repository_id:
             raise FormatError("repository_id differs from the config's (record from another repository)")
@@ -156,7 +175,7 @@ class Repository:
                 plain = self.crypto.open(reader.pread(toc_off, toc_len), AAD_TOC)
             except SealError:
                 return "pack TOC does not open (GCM tag mismatch)"
-            entries = parse_toc(plain, toc_off)
+            entries = parse_toc(plain, toc_off, self.limits)
         except FormatError as e:
             return str(e)
         toc = {(e.kind, e.id, e.offset, e.stored_length, e.plain_length) for e in entries}
@@ -185,18 +204,26 @@ class Repository:
                 out.append(loc)
         return out
 
+    def check_bounds(self, loc: IndexBlob) -> None:
+        """Raise FormatError when a location's lengths exceed the repository's limits."""
+        problem = self.limits.problem(loc.kind, loc.length, loc.plain_length)
+        if problem:
+            raise FormatError(f"blob: {problem}")
+
     def decode(self, loc: IndexBlob, stored: bytes) -> bytes:
         """Stored blob bytes -> verified plaintext; raises FormatError/SealError."""
+        self.check_bounds(loc)
         if len(stored) != loc.length:
             raise FormatError(f"blob: read {len(stored)} of {loc.length} bytes (truncated pack?)")
         encoded = self.crypto.open(stored, loc.id)
-        plain = decode_blob(encoded, loc.plain_length)
+        plain = decode_blob(encoded, loc.plain_length, self.limits.max_plain(loc.kind))
         if self.crypto.id(plain) != loc.id:
             raise FormatError("blob: content hash differs from its id")
         return plain
 
     def read_blob_at(self, loc: IndexBlob) -> bytes:
         """pread one blob copy and verify it; raises FormatError/SealError/ObjectMissing."""
+        self.check_bounds(loc)
         reader = self.store.open(pack_name(loc.pack))
         try:
             return self.decode(loc, reader.pread(loc.offset, loc.length))

@@ -9,6 +9,8 @@ PASS = "pass"
 FAIL = "fail"
 UNVERIFIABLE = "unverifiable"
 NOTE = "note"  # reported, never changes a verdict (e.g. a stale lock)
+EMPTY = "empty"  # the repository holds no generations: nothing to verify (exit 0)
+EMPTY_MESSAGE = "repository holds no generations: nothing to verify"
 
 
 def merge_ranges(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
@@ -20,6 +22,38 @@ def merge_ranges(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
         else:
             out.append((s, e))
     return out
+
+
+class PositionSet:
+    """Chunk positions as ``[start, end)`` ranges: a root covering 2^32 positions costs one range."""
+
+    def __init__(self) -> None:
+        self._ranges: list[tuple[int, int]] = []
+        self._merged = True
+
+    def add(self, pos: int) -> None:
+        self.add_range(pos, pos + 1)
+
+    def add_range(self, start: int, end: int) -> None:
+        if end > start:
+            self._ranges.append((start, end))
+            self._merged = False
+
+    def update(self, positions: list[int]) -> None:
+        for p in positions:
+            self.add(p)
+
+    def ranges(self) -> list[tuple[int, int]]:
+        if not self._merged:
+            self._ranges = merge_ranges(self._ranges)
+            self._merged = True
+        return self._ranges
+
+    def __len__(self) -> int:
+        return sum(e - s for s, e in self.ranges())
+
+    def __bool__(self) -> bool:
+        return bool(self._ranges)
 
 
 @dataclass
@@ -72,7 +106,7 @@ class CheckResult:
     chunks_total: int = 0
     chunks_checked: int = 0
     bytes_checked: int = 0
-    failed_positions: set[int] = field(default_factory=set)
+    failed_positions: PositionSet = field(default_factory=PositionSet)
     tree_nodes_checked: int = 0
     bytes_compared_with_source: int = 0
     source: str | None = None
@@ -139,12 +173,20 @@ class RunResult:
     findings: list[Finding] = field(default_factory=list)  # repository-wide (packs, audit, index)
     quarantined: list[str] = field(default_factory=list)
     audit_entry: str | None = None
+    empty: bool = False  # no generations at all: only the repository-wide checks ran
+
+    @property
+    def ok(self) -> bool:
+        return self.verdict in (PASS, EMPTY)
 
     @property
     def verdict(self) -> str:
         verdicts = [c.verdict for c in self.checks]
         if FAIL in verdicts or any(f.severity == FAIL for f in self.findings):
             return FAIL
+        if self.empty and not self.checks and not any(
+                f.severity == UNVERIFIABLE for f in self.findings):
+            return EMPTY
         if not self.checks or UNVERIFIABLE in verdicts:
             return UNVERIFIABLE
         if any(f.severity == UNVERIFIABLE for f in self.findings):

@@ -11,11 +11,15 @@ import os
 from collections.abc import Iterator
 from typing import Protocol
 
-from .errors import EnvironmentFailure, UsageError
+from .errors import EnvironmentFailure, FormatError, UsageError
 
 
 class ObjectMissing(Exception):
     """The named object does not exist."""
+
+
+class ObjectTooLarge(FormatError):
+    """An object is larger than the reader limit for its kind (nothing was read)."""
 
 
 class ObjectReader(Protocol):
@@ -192,6 +196,17 @@ def open_store(repo: str) -> Store:
     if not os.path.exists(os.path.join(repo, "config")):
         raise UsageError(f"{repo} is not a drbdbackup repository (no config)")
     return LocalStore(repo)
+
+
+def get_capped(store: Store, name: str, cap: int) -> bytes:
+    """Read a whole object only if it is at most ``cap`` bytes (size from stat / HEAD first)."""
+    reader = store.open(name)
+    try:
+        if reader.size > cap:
+            raise ObjectTooLarge(f"{name}: {reader.size} bytes, above the reader limit of {cap}")
+        return reader.pread(0, reader.size)
+    finally:
+        reader.close()
 
 
 def iter_stream(reader: ObjectReader, block: int = 1 << 20) -> Iterator[tuple[int, bytes]]:

@@ -219,7 +219,7 @@ def test_wrong_passphrase_on_product_repo(
 ) -> None:
     p = ProductRepo(tmp_path, templates[True])
     r = run_verify("--repo", p.path, password="not it")
-    assert (r.rc, r.err) == (2, "drbdverify: wrong passphrase\n")
+    assert (r.rc, r.err) == (2, "drbdverify: error: wrong passphrase\n")
 
 
 def test_restore_drill_end_to_end(

@@ -327,7 +327,7 @@ def test_healing_with_a_second_copy(tmp_path: Any) -> None:
 def test_wrong_and_missing_passphrase(tmp_path: Any) -> None:
     fx = make_fixture(tmp_path, True)
     r = run_verify("--repo", fx.path, password="nope")
-    assert (r.rc, r.err, r.out) == (2, "drbdverify: wrong passphrase\n", "")
+    assert (r.rc, r.err, r.out) == (2, "drbdverify: error: wrong passphrase\n", "")
     r = run_verify("--repo", fx.path, password=None)
     assert r.rc == 2 and "DRBDBACKUP_PASSWORD" in r.err and r.err.count("\n") == 1
     pw = tmp_path / "pw"
