@@ -12,7 +12,8 @@ Operations are retried as they are, except two that are not simply repeatable:
   with byte-identical content from another writer must make the content unique (e.g. a nonce).
 - put_file. The inner backend consumes the staged file, also when it fails, so each attempt
   gets its own hard link (a copy where links are not supported) and the file itself is removed
-  when the put is over, whatever the outcome - as the Backend contract says.
+  when the put is over, whatever the outcome - as the Backend contract says. If the link or
+  copy cannot be made, put_file fails at once (DiskFull when there is no room, else BackendError).
 """
 
 from __future__ import annotations
