@@ -26,7 +26,7 @@ SNAPSHOT_PREFIX = "drbdbackup-"
 _SNAPSHOT_RE = re.compile(r"^drbdbackup-([0-9a-f]{8})-([0-9]+)-([0-9]+)-([0-9a-f]{6})$")
 
 
-class KeyKind(enum.Enum):
+class KeyKind(enum.StrEnum):
     """What a claim covers: one volume, one resource (all its volumes), or a consistency group."""
 
     VOLUME = "vol"
