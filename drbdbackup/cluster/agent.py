@@ -81,7 +81,8 @@ class AgentLife:
         self.seq = 0
         self.started = self.clocks.iso_now()
         self.stopped: str | None = None
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # one heartbeat round at a time
+        self._tlock = threading.RLock()  # the tracker is read from worker threads
         self._warned_clock = False
 
     @property
@@ -123,7 +124,8 @@ class AgentLife:
             before = self.clocks.monotonic()
             self.store.write_heartbeat(hb)
             after = self.clocks.monotonic()
-            self.tracker.observe(self.node, self.instance, self.seq, after)
+            with self._tlock:
+                self.tracker.observe(self.node, self.instance, self.seq, after)
             mtime = self.store.mtime(N.agent_name(self.node))
             if mtime is not None:
                 self.store_clock.sample(mtime, (before + after) / 2)
@@ -132,13 +134,13 @@ class AgentLife:
         """Read every heartbeat into the tracker (nodes whose object vanished count as absent)."""
         beats = self.store.heartbeats()
         at = self.clocks.monotonic()
-        seen = set()
-        for hb in beats:
-            seen.add(hb.node)
-            self.tracker.observe(hb.node, hb.instance, hb.seq, at)
-        for view in self.tracker.views(at):
-            if view.node not in seen:
-                self.tracker.observe_absent(view.node, at)
+        seen = {hb.node for hb in beats}
+        with self._tlock:
+            for hb in beats:
+                self.tracker.observe(hb.node, hb.instance, hb.seq, at)
+            for view in self.tracker.views(at):
+                if view.node not in seen:
+                    self.tracker.observe_absent(view.node, at)
         return beats
 
     def is_dead(self, holder: Holder) -> bool:
@@ -146,18 +148,25 @@ class AgentLife:
         if holder == self.me:
             return False
         at = self.clocks.monotonic()
-        if not self.tracker.known(holder.node):
-            self.tracker.note(holder.node, at)
-        return self.tracker.instance_dead(holder.node, holder.instance, at)
+        with self._tlock:
+            if not self.tracker.known(holder.node):
+                self.tracker.note(holder.node, at)
+            return self.tracker.instance_dead(holder.node, holder.instance, at)
 
     def alive(self, node: str) -> bool:
-        return node == self.node or self.tracker.node_alive(node, self.clocks.monotonic())
+        if node == self.node:
+            return True
+        with self._tlock:
+            return self.tracker.node_alive(node, self.clocks.monotonic())
 
     def dead_agents(self) -> tuple[str, ...]:
-        return tuple(n for n in self.tracker.dead_nodes(self.clocks.monotonic()) if n != self.node)
+        with self._tlock:
+            dead = self.tracker.dead_nodes(self.clocks.monotonic())
+        return tuple(n for n in dead if n != self.node)
 
     def agents(self) -> tuple[AgentLiveness, ...]:
-        return self.tracker.views(self.clocks.monotonic())
+        with self._tlock:
+            return self.tracker.views(self.clocks.monotonic())
 
     def store_now(self) -> float:
         """The store's clock; before a sample (or without `mtime`), the local wall clock."""

@@ -8,7 +8,8 @@ any failure before the commit, `release()` at once. `heartbeat()` runs every h m
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+import threading
+from collections.abc import Hashable, Iterable
 from dataclasses import dataclass
 
 from drbdbackup.cluster import names as N
@@ -78,7 +79,7 @@ class PrunedKey:
 
 
 class Coordinator:
-    """Claims, fencing commits and releases for one agent (node + instance)."""
+    """Claims, fencing commits and releases for one agent (node + instance). Thread-safe."""
 
     def __init__(self, backend: Backend, node: str, repository_id: str,
                  settings: ClusterSettings | None = None, clocks: Clocks | None = None,
@@ -90,6 +91,7 @@ class Coordinator:
         self.life = AgentLife(self.store, node, self.settings, self.clocks, **life_kw)
         self.repository_id = repository_id
         self.gate = RankGate(self.settings.rank_step_s)
+        self._gate_lock = threading.Lock()
         self._owners: tuple[float, tuple[KeyOwner, ...]] | None = None
 
     @property
@@ -179,7 +181,7 @@ class Coordinator:
             return self._claim(rec) if rec else None
         if d.step is not Step.CLAIMABLE or d.attempt is None:
             return None
-        if not self.gate.open(("claim", key, cycle, d.attempt), rank, self.clocks.monotonic()):
+        if not self.gate_open(("claim", key, cycle, d.attempt), rank):
             return None
         rec = ClaimRecord(key, cycle, d.attempt, self.instance, self.node,
                           N.snapshot_name(self.repository_id, cycle, d.attempt),
@@ -190,6 +192,11 @@ class Coordinator:
         why = "" if d.holder is None else f" (after {d.holder.node})"
         log.info("claimed %s cycle %d attempt %d%s", key, cycle, d.attempt, why)
         return self._claim(rec)
+
+    def gate_open(self, token: Hashable, rank: int) -> bool:
+        """Whether rank x d has passed since this agent first saw `token` claimable."""
+        with self._gate_lock:
+            return self.gate.open(token, rank, self.clocks.monotonic())
 
     @staticmethod
     def _claim(rec: ClaimRecord) -> Claim:

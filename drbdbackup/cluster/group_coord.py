@@ -91,7 +91,7 @@ class GroupCoordinator:
         if d.step is not MemberStep.CLAIMABLE or d.sub is None:
             return None
         token = ("member", a.key, a.cycle, a.attempt, member, d.sub)
-        if not self.c.gate.open(token, rank, self.c.clocks.monotonic()):
+        if not self.c.gate_open(token, rank):
             return None
         rec = MemberClaimRecord(member, d.sub, self.c.instance, self.c.node, self.c.clocks.iso_now())
         if not self.store.create_member_claim(a.key, a.cycle, a.attempt, rec):

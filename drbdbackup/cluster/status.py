@@ -36,12 +36,23 @@ class KeyView:
 
 
 @dataclass(frozen=True)
+class AlarmView:
+    """Two live agents were seen under one node name (both stopped)."""
+
+    node: str
+    instances: tuple[str, ...]
+    message: str
+    time: str
+
+
+@dataclass(frozen=True)
 class ClusterState:
     node: str
     instance: str
     store_time: float
     agents: tuple[AgentView, ...]
     keys: tuple[KeyView, ...]
+    alarms: tuple[AlarmView, ...] = ()
 
 
 def cluster_state(store: ClusterStore, life: AgentLife) -> ClusterState:
@@ -73,4 +84,5 @@ def cluster_state(store: ClusterStore, life: AgentLife) -> ClusterState:
             key, cycle, d.step.value, d.attempt, node, alive, generation,
             sum(1 for a in view.attempts if a.released),
             last_rec.cycle if last_rec else None, last_rec.node if last_rec else None))
-    return ClusterState(life.node, life.instance, life.store_now(), agents, tuple(keys))
+    alarms = tuple(AlarmView(a.node, a.instances, a.message, a.time) for a in store.alarms())
+    return ClusterState(life.node, life.instance, life.store_now(), agents, tuple(keys), alarms)

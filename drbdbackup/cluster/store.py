@@ -126,6 +126,17 @@ class ClusterStore:
         except BadClusterObject:
             return None
 
+    def alarms(self) -> list[Alarm]:
+        out = []
+        for leaf in self._leaves(N.ROOT + "alarms/"):
+            try:
+                alarm = self._read(N.ROOT + "alarms/" + leaf, Alarm.from_bytes, cache=False)
+            except BadClusterObject:
+                continue
+            if alarm is not None:
+                out.append(alarm)
+        return out
+
     def write_alarm(self, alarm: Alarm) -> None:
         self.backend.put(N.alarm_name(alarm.node), alarm.to_bytes())
 

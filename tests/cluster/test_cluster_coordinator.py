@@ -168,6 +168,8 @@ def test_two_agents_with_one_node_name_both_stop(local: MtimeLocalBackend) -> No
     z = coordinator(local, "a")  # after the operator fixed it: a fresh instance runs
     z.start()
     z.heartbeat()
+    (alarm,) = z.state().alarms
+    assert alarm.node == "a" and set(alarm.instances) == {x.instance, y.instance}
 
 
 def test_skewed_clocks_agree_on_k(local: MtimeLocalBackend) -> None:

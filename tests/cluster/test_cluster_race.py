@@ -121,3 +121,42 @@ def test_processes_race_exactly_one_wins(tmp_path: Path) -> None:
     for r in range(rounds):
         key = ClusterKey.volume(f"linstor.p{r}.0")
         assert backend.list(N.claims_prefix(key)) == [N.claim_name(key, K, 0)]
+
+
+def test_one_coordinator_shared_by_worker_threads(local: MtimeLocalBackend) -> None:
+    """The service calls one coordinator from several worker threads while it heartbeats."""
+    c = coordinator(local, "shared")
+    c.heartbeat()
+    stop, errors, claims = threading.Event(), [], []
+
+    def beat() -> None:
+        while not stop.is_set():
+            try:
+                c.heartbeat()
+                c.state()
+            except BaseException as exc:  # noqa: BLE001
+                errors.append(exc)
+
+    def work(i: int) -> None:
+        try:
+            for r in range(10):
+                key = ClusterKey.resource(f"r{i}-{r}")
+                claim = c.try_claim(key, K, 0)
+                assert claim is not None and c.try_claim(key, K, 0) == claim
+                c.rank(key, K, [])
+                c.commit(claim, f"g{i}-{r}")
+                claims.append(claim)
+        except BaseException as exc:  # noqa: BLE001
+            errors.append(exc)
+
+    beater = threading.Thread(target=beat)
+    beater.start()
+    workers = [threading.Thread(target=work, args=(i,)) for i in range(6)]
+    for t in workers:
+        t.start()
+    for t in workers:
+        t.join(60)
+    stop.set()
+    beater.join(30)
+    assert not errors, errors
+    assert len(claims) == 60 and len(c.state().keys) == 60
