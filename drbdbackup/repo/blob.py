@@ -1,4 +1,9 @@
-"""Blob encoding (format.md section 5): type byte, optional zstd, optional seal."""
+"""Blob encoding (format.md section 5): type byte, optional zstd, optional seal.
+
+Decoding holds `plain_length` against the repository's limits (format.md section 16) before it
+opens or decompresses anything, and zstd never produces more than `plain_length + 1` bytes,
+whatever size the frame header claims.
+"""
 
 from __future__ import annotations
 
@@ -6,12 +11,15 @@ import threading
 
 import pyzstd
 
-from drbdbackup.repo.crypto import OpenFailed, open_sealed, seal
+from drbdbackup.repo.crypto import SEAL_OVERHEAD, OpenFailed, open_sealed, seal
+from drbdbackup.repo.tree import MAX_FANOUT, max_node_bytes
 
 TYPE_RAW = 0x00
 TYPE_ZSTD = 0x01
 KIND_DATA = 0
 KIND_TREE = 1
+MAX_CHUNK_SIZE = 4 << 20  # format.md section 3
+MAX_PLAIN_LENGTH = max(MAX_CHUNK_SIZE, max_node_bytes(MAX_FANOUT))  # any blob, any repository
 
 _local = threading.local()
 
@@ -33,6 +41,30 @@ def _decompress(body: bytes | memoryview, plain_length: int) -> bytes:
 
 class BlobError(Exception):
     """A stored blob cannot be decoded."""
+
+
+def max_plain_length(kind: int, chunk_size: int = MAX_CHUNK_SIZE, fanout: int = MAX_FANOUT) -> int:
+    """Largest plain length a blob of `kind` can have in a repository with these parameters."""
+    return chunk_size if kind == KIND_DATA else max_node_bytes(fanout)
+
+
+def entry_problem(
+    kind: int, length: int, plain_length: int, chunk_size: int = MAX_CHUNK_SIZE,
+    fanout: int = MAX_FANOUT,
+) -> str | None:
+    """Why a blob location (from a TOC or an index) is impossible, or None.
+
+    A writer stores raw bytes when zstd does not shrink them, so the stored length is at most
+    1 (type byte) + plain_length + the seal's 28 bytes."""
+    if kind not in (KIND_DATA, KIND_TREE):
+        return f"unknown blob kind {kind}"
+    limit = max_plain_length(kind, chunk_size, fanout)
+    if plain_length > limit:
+        what = "the chunk size" if kind == KIND_DATA else "the largest tree node"
+        return f"plain length {plain_length} exceeds {what} ({limit})"
+    if length > plain_length + 1 + SEAL_OVERHEAD:
+        return f"stored length {length} exceeds plain length {plain_length} + {1 + SEAL_OVERHEAD}"
+    return None
 
 
 PROBE_BYTES = 16 << 10
@@ -71,8 +103,18 @@ def encode_blob(
     return seal(enc_key, encoded, blob_id)
 
 
-def decode_blob(stored: bytes, blob_id: bytes, enc_key: bytes | None, plain_length: int) -> bytes:
-    """Open and decompress; raises BlobError. The caller checks the id."""
+def decode_blob(
+    stored: bytes, blob_id: bytes, enc_key: bytes | None, plain_length: int, *,
+    limit: int = MAX_PLAIN_LENGTH,
+) -> bytes:
+    """Open and decompress; raises BlobError. The caller checks the id.
+
+    `limit` is the largest plain length the caller accepts (by default the largest any
+    repository can hold; pass `max_plain_length(kind, chunk_size, fanout)` to be exact)."""
+    if not 0 <= plain_length <= limit:
+        raise BlobError(f"plain length {plain_length} out of range (limit {limit})")
+    if len(stored) > plain_length + 1 + SEAL_OVERHEAD:
+        raise BlobError(f"stored length {len(stored)} exceeds plain length {plain_length} + 29")
     if enc_key is not None:
         try:
             stored = open_sealed(enc_key, stored, blob_id)

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import base64
+import binascii
 import os
 from dataclasses import dataclass
+from typing import Any
 
 import blake3
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
+
+from drbdbackup.repo.records import load_json_object
 
 NONCE_LEN = 12
 TAG_LEN = 16
@@ -20,6 +24,9 @@ INDEX_AAD = b"drbdbackup-index-v1"
 GENERATION_AAD = b"drbdbackup-generation-v1"
 ZERO_ID = bytes(32)
 SCRYPT_N, SCRYPT_R, SCRYPT_P = 32768, 8, 1
+SCRYPT_MAX_N, SCRYPT_MAX_R, SCRYPT_MAX_P = 1 << 20, 32, 16  # format.md sections 5 and 16
+SCRYPT_MAX_MEMORY = 256 << 20  # 128 * n * r bytes
+SCRYPT_MAX_WORK = 1 << 23  # n * r * p (writers use 2^18)
 
 
 class OpenFailed(Exception):
@@ -77,13 +84,52 @@ def wrap_master_key(master: MasterKey, passphrase: str, created: str) -> dict:
     }
 
 
-def unwrap_master_key(keyfile: dict, passphrase: str) -> MasterKey:
-    """Open a key file; raises OpenFailed for a wrong passphrase."""
+class KeyFileError(ValueError):
+    """A key file is malformed or asks for scrypt parameters beyond the reader limits."""
+
+
+def _scrypt_param(keyfile: dict[str, Any], key: str, maximum: int) -> int:
+    value = keyfile.get(key)
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= maximum:
+        raise KeyFileError(f"key file: scrypt {key} must be an integer in [1, {maximum}]")
+    return value
+
+
+def _b64_field(keyfile: dict[str, Any], key: str, lengths: range) -> bytes:
+    value = keyfile.get(key)
+    if not isinstance(value, str) or len(value) > 4 * lengths.stop:
+        raise KeyFileError(f"key file: {key} must be a base64 string")
+    try:
+        out = base64.b64decode(value, validate=True)
+    except binascii.Error:
+        raise KeyFileError(f"key file: {key} is not base64") from None
+    if len(out) not in lengths:
+        raise KeyFileError(f"key file: {key} has the wrong length")
+    return out
+
+
+def unwrap_master_key(keyfile: dict | bytes, passphrase: str) -> MasterKey:
+    """Open a key file (its JSON bytes, or the parsed object); raises OpenFailed for a wrong
+    passphrase and KeyFileError (a ValueError) for a malformed file or scrypt parameters above
+    n = 2^20, r = 32, p = 16, before any key derivation runs."""
+    if isinstance(keyfile, bytes | bytearray):
+        keyfile = load_json_object(bytes(keyfile), "key file")
+    if not isinstance(keyfile, dict):
+        raise KeyFileError("key file is not a JSON object")
     if keyfile.get("kdf") != "scrypt":
         raise OpenFailed(f"unsupported kdf {keyfile.get('kdf')!r}")
-    salt = base64.b64decode(keyfile["salt"])
-    kek = _kek(passphrase, salt, int(keyfile["n"]), int(keyfile["r"]), int(keyfile["p"]))
-    raw = open_sealed(kek, base64.b64decode(keyfile["data"]), KEY_AAD)
+    n = _scrypt_param(keyfile, "n", SCRYPT_MAX_N)
+    if n < 2 or n & (n - 1):
+        raise KeyFileError("key file: scrypt n must be a power of two >= 2")
+    r = _scrypt_param(keyfile, "r", SCRYPT_MAX_R)
+    p = _scrypt_param(keyfile, "p", SCRYPT_MAX_P)
+    if 128 * n * r > SCRYPT_MAX_MEMORY or n * r * p > SCRYPT_MAX_WORK:
+        raise KeyFileError(f"key file: scrypt n={n} r={r} p={p} needs more memory or work than "
+                           "readers allow")
+    salt = _b64_field(keyfile, "salt", range(8, 65))
+    sealed = _b64_field(keyfile, "data", range(64 + SEAL_OVERHEAD, 64 + SEAL_OVERHEAD + 1))
+    kek = _kek(passphrase, salt, n, r, p)
+    raw = open_sealed(kek, sealed, KEY_AAD)
     if len(raw) != 64:
         raise OpenFailed("master key has the wrong length")
     return MasterKey(raw[:32], raw[32:])

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from typing import Any
 
+from drbdbackup.repo.blob import MAX_CHUNK_SIZE, entry_problem
 from drbdbackup.repo.crypto import ZERO_ID
-from drbdbackup.repo.pack import PackEntry
+from drbdbackup.repo.pack import HEADER_LEN, PackEntry
+from drbdbackup.repo.records import HEX64_RE, JsonObjectError, load_json_object
+from drbdbackup.repo.tree import MAX_FANOUT
 
 
 @dataclass(frozen=True)
@@ -81,21 +85,43 @@ def encode_index(packs: dict[str, list[PackEntry]]) -> bytes:
     return json.dumps(doc, separators=(",", ":")).encode()
 
 
-def decode_index(data: bytes) -> dict[str, list[PackEntry]]:
-    """Parse an index file's plaintext; raises ValueError/KeyError on malformed input."""
-    doc = json.loads(data)
-    if doc.get("format") != 1:
-        raise ValueError(f"unsupported index format {doc.get('format')!r}")
+def _u(doc: dict[str, Any], key: str, bits: int) -> int:
+    value = doc.get(key)
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 1 << bits:
+        raise JsonObjectError(f"index file: blob {key} must be an unsigned {bits}-bit integer")
+    return value
+
+
+def _entry(b: object, chunk_size: int, fanout: int) -> PackEntry:
+    if not isinstance(b, dict) or not isinstance(b.get("id"), str) or not HEX64_RE.match(b["id"]):
+        raise JsonObjectError("index file: a blob entry is not an object with a 64-hex id")
+    e = PackEntry(_u(b, "kind", 8), bytes.fromhex(b["id"]), _u(b, "offset", 64),
+                  _u(b, "length", 32), _u(b, "plain_length", 32))
+    problem = entry_problem(e.kind, e.length, e.plain_length, chunk_size, fanout)
+    if problem is None and (e.offset < HEADER_LEN or e.length < 1):
+        problem = "lies outside any pack's blob area"
+    if problem:
+        raise JsonObjectError(f"index file: blob {b['id']}: {problem}")
+    return e
+
+
+def decode_index(
+    data: bytes, *, chunk_size: int = MAX_CHUNK_SIZE, fanout: int = MAX_FANOUT
+) -> dict[str, list[PackEntry]]:
+    """Parse an index file's plaintext; raises ValueError (JsonObjectError) on malformed input:
+    too large or deep, wrong types, or an entry beyond the limits of format.md section 16."""
+    doc = load_json_object(data, "index file")
+    if isinstance(doc.get("format"), bool) or doc.get("format") != 1:
+        raise JsonObjectError(f"unsupported index format {doc.get('format')!r}")
+    packs = doc.get("packs")
+    if not isinstance(packs, list):
+        raise JsonObjectError("index file: packs must be a list")
     out: dict[str, list[PackEntry]] = {}
-    for pack in doc["packs"]:
-        out[pack["id"]] = [
-            PackEntry(
-                int(b["kind"]),
-                bytes.fromhex(b["id"]),
-                int(b["offset"]),
-                int(b["length"]),
-                int(b["plain_length"]),
-            )
-            for b in pack["blobs"]
-        ]
+    for pack in packs:
+        if not isinstance(pack, dict) or not isinstance(pack.get("blobs"), list):
+            raise JsonObjectError("index file: a pack entry is not an object with a blob list")
+        pid = pack.get("id")
+        if not isinstance(pid, str) or not HEX64_RE.match(pid):
+            raise JsonObjectError("index file: a pack id is not 64 hex digits")
+        out[pid] = [_entry(b, chunk_size, fanout) for b in pack["blobs"]]
     return out

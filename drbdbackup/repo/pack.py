@@ -1,4 +1,8 @@
-"""Pack files (format.md section 6): writer to a staged file, and pure TOC parsing."""
+"""Pack files (format.md section 6): writer to a staged file, and pure TOC parsing.
+
+Parsing checks the TOC's count against its own length (and, with the pack's size, against the
+blob area) before building entries, and each entry against the limits of format.md section 16.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +13,9 @@ from dataclasses import dataclass
 
 import blake3
 
+from drbdbackup.repo.blob import MAX_CHUNK_SIZE, entry_problem
 from drbdbackup.repo.crypto import TOC_AAD, OpenFailed, open_sealed, seal
+from drbdbackup.repo.tree import MAX_FANOUT
 
 MAGIC = b"DRBDPACK"
 END_MAGIC = b"DRBDTOC1"
@@ -42,8 +48,14 @@ def encode_toc(entries: list[PackEntry], enc_key: bytes | None) -> bytes:
     return plain if enc_key is None else seal(enc_key, plain, TOC_AAD)
 
 
-def parse_toc(toc_stored: bytes, enc_key: bytes | None) -> list[PackEntry]:
-    """Decode a stored TOC; raises PackFormatError."""
+def parse_toc(
+    toc_stored: bytes, enc_key: bytes | None, *, toc_start: int | None = None,
+    chunk_size: int = MAX_CHUNK_SIZE, fanout: int = MAX_FANOUT,
+) -> list[PackEntry]:
+    """Decode a stored TOC; raises PackFormatError.
+
+    With `toc_start` (where the TOC begins in the pack) every blob must lie in the blob area
+    `[16, toc_start)`; `chunk_size`/`fanout` bound each entry's lengths (default: the maxima)."""
     try:
         plain = toc_stored if enc_key is None else open_sealed(enc_key, toc_stored, TOC_AAD)
     except OpenFailed as exc:
@@ -52,8 +64,20 @@ def parse_toc(toc_stored: bytes, enc_key: bytes | None) -> list[PackEntry]:
         raise PackFormatError("pack table of contents too short")
     (count,) = struct.unpack_from("<I", plain)
     if len(plain) != 4 + count * ENTRY.size:
-        raise PackFormatError("pack table of contents has the wrong length")
-    entries = [PackEntry(*ENTRY.unpack_from(plain, 4 + i * ENTRY.size)) for i in range(count)]
+        raise PackFormatError(f"pack table of contents of {len(plain)} bytes cannot hold {count} entries")
+    if count < 1 or (toc_start is not None and count > toc_start - HEADER_LEN):
+        raise PackFormatError(f"pack table of contents claims {count} blobs: impossible for this pack")
+    entries = []
+    for i in range(count):
+        e = PackEntry(*ENTRY.unpack_from(plain, 4 + i * ENTRY.size))
+        problem = entry_problem(e.kind, e.length, e.plain_length, chunk_size, fanout)
+        if problem is None and toc_start is not None and (
+            e.offset < HEADER_LEN or e.offset + e.length > toc_start
+        ):
+            problem = "lies outside the blob area"
+        if problem:
+            raise PackFormatError(f"pack entry {i} (blob {e.id.hex()}): {problem}")
+        entries.append(e)
     return entries
 
 
@@ -77,11 +101,7 @@ def split_pack(pack: bytes, enc_key: bytes | None) -> list[PackEntry]:
     if pack[8] != VERSION:
         raise PackFormatError(f"unsupported pack version {pack[8]}")
     toc_start, toc_len = toc_bounds(pack[-TRAILER.size :], len(pack))
-    entries = parse_toc(pack[toc_start : toc_start + toc_len], enc_key)
-    for e in entries:
-        if e.offset < HEADER_LEN or e.offset + e.length > toc_start:
-            raise PackFormatError(f"pack entry {e.id.hex()} out of bounds")
-    return entries
+    return parse_toc(pack[toc_start : toc_start + toc_len], enc_key, toc_start=toc_start)
 
 
 class PackWriter:

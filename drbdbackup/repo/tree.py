@@ -1,4 +1,9 @@
-"""The volume index tree (format.md section 7). Pure: building and parsing nodes."""
+"""The volume index tree (format.md section 7). Pure: building and parsing nodes.
+
+Reading holds every count against the fanout (at most MAX_FANOUT, format.md section 16) and the
+node's bytes before it builds a list, and stops a walk that yields more ids than the record's
+chunk_count: a hostile tree cannot make a reader allocate beyond what the record declares.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +14,13 @@ NODE_MAGIC = b"DRBT"
 NODE_HEADER = struct.Struct("<4sB3xI")
 ID_LEN = 32
 DEFAULT_FANOUT = 4096
+MAX_FANOUT = 1 << 16  # readers refuse larger fanouts (format.md section 16)
+MAX_HEIGHT = 64
+
+
+def max_node_bytes(fanout: int) -> int:
+    """Plain length of a full node: the largest tree blob a repository with `fanout` holds."""
+    return NODE_HEADER.size + ID_LEN * fanout
 
 
 class TreeFormatError(ValueError):
@@ -19,13 +31,15 @@ def encode_node(level: int, ids: list[bytes]) -> bytes:
     return NODE_HEADER.pack(NODE_MAGIC, level, len(ids)) + b"".join(ids)
 
 
-def decode_node(data: bytes) -> tuple[int, list[bytes]]:
-    """Return (level, ids)."""
+def decode_node(data: bytes, fanout: int = MAX_FANOUT) -> tuple[int, list[bytes]]:
+    """Return (level, ids); the count must be <= fanout and match the node's length."""
     if len(data) < NODE_HEADER.size:
         raise TreeFormatError("tree node too short")
     magic, level, count = NODE_HEADER.unpack_from(data)
     if magic != NODE_MAGIC:
         raise TreeFormatError("tree node magic mismatch")
+    if count > fanout:
+        raise TreeFormatError(f"tree node holds {count} ids, more than the fanout {fanout}")
     if len(data) != NODE_HEADER.size + count * ID_LEN:
         raise TreeFormatError("tree node length does not match its count")
     off = NODE_HEADER.size
@@ -54,27 +68,35 @@ def build_tree(
 
 
 def walk_tree(
-    root: bytes, height: int, load: Callable[[bytes], bytes]
+    root: bytes, height: int, load: Callable[[bytes], bytes], *, fanout: int = MAX_FANOUT
 ) -> Iterator[tuple[int, bytes]]:
     """Yield (level, node id) for every node, top-down, then the leaves' chunk ids via read_ids."""
+    if not 1 <= height <= MAX_HEIGHT:
+        raise TreeFormatError(f"tree height {height} out of range [1, {MAX_HEIGHT}]")
     stack = [(height - 1, root)]
     while stack:
         level, nid = stack.pop()
         yield level, nid
         if level > 0:
-            lvl, children = decode_node(load(nid))
+            lvl, children = decode_node(load(nid), fanout)
             if lvl != level:
                 raise TreeFormatError(f"node {nid.hex()} has level {lvl}, expected {level}")
             stack.extend((level - 1, c) for c in reversed(children))
 
 
-def read_chunk_ids(root: bytes, height: int, load: Callable[[bytes], bytes]) -> list[bytes]:
-    """Return the full chunk-id list of a generation."""
+def read_chunk_ids(
+    root: bytes, height: int, load: Callable[[bytes], bytes], *, fanout: int = MAX_FANOUT,
+    chunk_count: int | None = None,
+) -> list[bytes]:
+    """Return the full chunk-id list of a generation; more than `chunk_count` ids is an error
+    raised as soon as it happens (a tree that repeats subtrees cannot inflate the list)."""
     out: list[bytes] = []
-    for level, nid in walk_tree(root, height, load):
+    for level, nid in walk_tree(root, height, load, fanout=fanout):
         if level == 0:
-            lvl, ids = decode_node(load(nid))
+            lvl, ids = decode_node(load(nid), fanout)
             if lvl != 0:
                 raise TreeFormatError(f"node {nid.hex()} has level {lvl}, expected 0")
             out.extend(ids)
+            if chunk_count is not None and len(out) > chunk_count:
+                raise TreeFormatError(f"tree lists more than the record's {chunk_count} chunks")
     return out
