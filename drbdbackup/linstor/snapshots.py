@@ -6,6 +6,7 @@ import logging
 import os
 import secrets
 import subprocess
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 from drbdbackup.errors import EnvironmentFailure, SourceUnavailable
@@ -26,8 +27,10 @@ def snapshot_name(repository_id: str, ts: datetime | None = None) -> str:
     return f"{snapshot_prefix(repository_id)}{ts.strftime('%Y%m%dT%H%M%S')}-{secrets.token_hex(3)}"
 
 
-def rotate_snapshots(ctl: Controller, rscs: list[str], prefix: str, needed: set[str]) -> None:
-    """Delete every snapshot of `rscs` named with `prefix` that is not in `needed`.
+def rotate_snapshots(ctl: Controller, rscs: list[str], prefix: str, needed: set[str], *,
+                     may_delete: Callable[[str], bool] | None = None) -> None:
+    """Delete every snapshot of `rscs` named with `prefix` that is not in `needed` (and that
+    `may_delete` allows: in a cluster, another agent's snapshot may still be read).
 
     This also removes snapshots left by runs that failed (or whose controller died) before they
     could clean up, so leaked snapshots never accumulate. A failure is logged, not raised: the
@@ -36,7 +39,8 @@ def rotate_snapshots(ctl: Controller, rscs: list[str], prefix: str, needed: set[
     for rsc in rscs:
         try:
             for name in ctl.snapshot_names(rsc):
-                if name.startswith(prefix) and name not in needed:
+                if name.startswith(prefix) and name not in needed and (
+                        may_delete is None or may_delete(name)):
                     ctl.delete_snapshot(rsc, name)
         except EnvironmentFailure as exc:
             log.warning("could not remove old snapshots of %s: %s", rsc, exc)

@@ -166,7 +166,8 @@ class VolumeJob:
     facts: LinstorFacts | None = None  # what LINSTOR says about the parent's snapshot
     periodic_streak: int = 0
     parent: Parent | None = None
-    fence: Callable[[], None] | None = None  # called right before the record is written
+    fence: Callable[[str], None] | None = None  # called with the generation id right before
+    # the record is written; raises to refuse it (a cluster agent's fencing commit)
     context: RecordContext = field(default_factory=RecordContext)
 
 
@@ -193,7 +194,7 @@ def store_generation(s: Session, job: VolumeJob, opts: BackupOptions) -> BackupR
         os.close(fd)
     rec = _record(repo, job, parent, size, out, round(time.monotonic() - start, 3))
     if job.fence is not None:
-        job.fence()
+        job.fence(rec.generation)
     repo.write_record(rec)
     return BackupResult(
         volume_id=rec.volume_id, generation=rec.generation, parent=rec.parent, mode=rec.mode,

@@ -3,6 +3,7 @@ volume read where its snapshot lives, clipped to the DRBD usable size; then snap
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -48,6 +49,11 @@ class LinstorBackup:
     policy: str | None = None
     selected_by: str | None = None  # why the policy chose these resources
     label_properties: tuple[str, ...] = ()
+    # cluster agents: the snapshot name their claim gives, the fence run before each record,
+    # and which of our snapshots rotation may delete (another agent's may be in use)
+    snapshot: str | None = None
+    fence: Callable[[str], None] | None = None
+    may_delete: Callable[[str], bool] | None = None
 
 
 def native_streak(repo: Repository, parent: GenerationRecord | None, limit: int) -> int:
@@ -124,7 +130,7 @@ def _back_up(s: Session, ref: RepositoryRef, ctl: Controller, req: LinstorBackup
     sources = resolve_sources(ctl, group, req.volume_nr, req.node, req.cluster)
     rds = {rd.name: rd for rd in ctl.resource_definitions(group, volumes=True)}
     members = [src.volume_id for src in sources] if len(group) > 1 else []
-    snap = snapshot_name(repo.id)
+    snap = req.snapshot or snapshot_name(repo.id)
     # One resource: snapshot only where we read. A group: every diskful node (the controller
     # skips diskless ones), since the chosen nodes differ per resource.
     nodes = sorted({src.replica.node for src in sources}) if len(group) == 1 else []
@@ -135,11 +141,13 @@ def _back_up(s: Session, ref: RepositoryRef, ctl: Controller, req: LinstorBackup
         for src in sources:
             context = _context(req, rds.get(src.resource), members)
             job = _job(repo, ctl, src, snap, infos[src.resource], opts, group, context)
+            job.fence = req.fence
             results.append(finish_generation(s, ref, store_generation(s, job, opts), opts))
     except BaseException:
         delete_quietly(ctl, group, snap)
         raise
-    rotate_snapshots(ctl, group, snapshot_prefix(repo.id), _still_needed(repo, req.cluster, group, snap))
+    rotate_snapshots(ctl, group, snapshot_prefix(repo.id), _still_needed(repo, req.cluster, group, snap),
+                     may_delete=req.may_delete)
     return results
 
 

@@ -12,9 +12,10 @@ from drbdbackup.repo.local import LocalBackend
 def backend_for(location: str, *, create: bool = False) -> Backend:
     """A backend for `location`; with `create`, a missing local directory is made."""
     if location.startswith("s3://"):
+        from drbdbackup.repo.retry import RetryingBackend
         from drbdbackup.repo.s3 import S3Backend
 
-        return S3Backend.from_url(location)
+        return RetryingBackend(S3Backend.from_url(location))  # network errors are often transient
     if "://" in location:
         raise UsageError(f"unsupported repository location {location!r}: use a directory or s3://")
     path = os.path.abspath(location)

@@ -30,7 +30,7 @@ from drbdbackup.errors import describe
 from drbdbackup.ops.maintenance import list_volumes
 from drbdbackup.ops.status import status as cluster_status
 from drbdbackup.service.metrics import render
-from drbdbackup.service.scheduler import Scheduler, Stopping
+from drbdbackup.service.scheduler import Clustered, Scheduler, Stopping
 from drbdbackup.service.store import KINDS, STATES, JobStore
 
 SCHEDULER: web.AppKey[Scheduler] = web.AppKey("scheduler", Scheduler)
@@ -135,6 +135,8 @@ async def create_job(request: web.Request) -> web.Response:
         job_id = await sched.submit(policy, kind)
     except Stopping as exc:
         return _err(503, str(exc))
+    except Clustered as exc:
+        return _err(409, str(exc))
     return web.json_response({"id": job_id, "state": "queued", "url": f"/v1/jobs/{job_id}"}, status=202)
 
 

@@ -130,6 +130,22 @@ class LinstorSettings(_Strict):
     cluster: str = Field(default="linstor", pattern=NAME_PATTERN)
 
 
+class ClusterConfig(_Strict):
+    """[cluster]: run as the agent of one LINSTOR node (the same file on every node)."""
+
+    node: str = "auto"  # "auto": this host's name, then its addresses, in the node list
+    heartbeat_s: float = Field(10.0, gt=0, description="h: heartbeat interval")
+    lease_s: float = Field(60.0, gt=0, description="L: a heartbeat unchanged this long = dead agent")
+    rank_delay_s: float = Field(15.0, ge=0, description="d: wait per rank before claiming")
+    keep_cycles: int = Field(4, ge=1, description="cycles of coordination objects kept")
+
+    @model_validator(mode="after")
+    def _order(self) -> ClusterConfig:
+        if self.heartbeat_s >= self.lease_s:
+            raise ValueError("heartbeat_s must be shorter than lease_s")
+        return self
+
+
 class FileSource(_Strict):
     """One file or block device of a files policy."""
 
@@ -150,6 +166,7 @@ class Policy(_Strict):
     files: list[FileSource] = Field(default_factory=list)
     consistency_group: bool = False
     schedule: str | None = None
+    every_s: int | None = Field(None, ge=1, description="instead of schedule: every N seconds")
     keep_last: int = Field(0, ge=0)
     keep_daily: int = Field(0, ge=0)
     keep_weekly: int = Field(0, ge=0)
@@ -165,6 +182,12 @@ class Policy(_Strict):
             except CronError as exc:
                 raise ValueError(f"bad cron expression {v!r}: {exc}") from None
         return v
+
+    @model_validator(mode="after")
+    def _one_schedule(self) -> Policy:
+        if self.schedule and self.every_s:
+            raise ValueError("use schedule or every_s, not both")
+        return self
 
     @model_validator(mode="after")
     def _one_source(self) -> Policy:
@@ -202,6 +225,7 @@ class Settings(_Strict):
     service: ServiceSettings
     repository: RepositorySettings
     linstor: LinstorSettings = Field(default_factory=lambda: LinstorSettings())
+    cluster: ClusterConfig | None = None
     policy: list[Policy] = Field(default_factory=list)
 
     @model_validator(mode="after")

@@ -11,6 +11,7 @@ from aiohttp import web
 
 from drbdbackup.errors import UsageError
 from drbdbackup.service.api import build_app
+from drbdbackup.service.cluster_agent import ClusterAgent
 from drbdbackup.service.config import Settings, split_listen
 from drbdbackup.service.jobs import JobContext
 from drbdbackup.service.scheduler import Scheduler
@@ -42,6 +43,7 @@ class Service:
         self.store = JobStore(settings.service.state_db)
         self.scheduler: Scheduler | None = None
         self.runner: web.AppRunner | None = None
+        self.agent: ClusterAgent | None = None
         self.port = 0
 
     async def start(self) -> None:
@@ -75,11 +77,20 @@ class Service:
         sockets = getattr(server, "sockets", None) or []
         self.port = sockets[0].getsockname()[1] if sockets else port
         await self.scheduler.start()
+        if s.cluster is not None:
+            self.agent = ClusterAgent(s, ctx, self.store)
+            try:
+                await self.agent.start()
+            except BaseException:
+                await self.stop()
+                raise
         log.info("listening on http://%s:%d (%d policies, max_jobs %d)", host, self.port,
                  len(s.policy), s.service.max_jobs)
 
     async def stop(self) -> None:
         """Refuse new jobs, wait for running ones, then close the API and the store."""
+        if self.agent is not None:
+            await self.agent.stop()
         if self.scheduler is not None:
             await self.scheduler.stop()
         if self.runner is not None:

@@ -31,6 +31,10 @@ class Stopping(Exception):
     """The service is shutting down and accepts no new jobs."""
 
 
+class Clustered(Exception):
+    """A LINSTOR backup in cluster mode: the agents' cycles run it, not the job queue."""
+
+
 class Scheduler:
     """Owns the job tasks. Call `start()`, `submit()`, then `stop()`."""
 
@@ -59,7 +63,7 @@ class Scheduler:
                 continue
             self._spawn(job["id"], policy, job["kind"])
         for p in self.settings.policy:
-            if p.schedule:
+            if p.schedule and not self.clustered(p):
                 self._cron_tasks.append(asyncio.create_task(self._cron_loop(p), name=f"cron-{p.name}"))
 
     async def stop(self) -> None:
@@ -77,10 +81,18 @@ class Scheduler:
 
     # ---- jobs -------------------------------------------------------------------------------
 
+    def clustered(self, policy: Policy) -> bool:
+        """In cluster mode, LINSTOR backups are claimed per cycle by the agents, not queued."""
+        return self.settings.cluster is not None and policy.selects_linstor
+
     async def submit(self, policy: Policy, kind: str) -> int:
-        """Queue a job; returns its id. Raises Stopping during shutdown."""
+        """Queue a job; returns its id. Raises Stopping during shutdown, Clustered for a backup
+        that the cluster agents claim on their schedule."""
         if self.stopping:
             raise Stopping("the service is shutting down")
+        if kind == "backup" and self.clustered(policy):
+            raise Clustered(f"policy {policy.name} is backed up by the cluster agents on its "
+                            "schedule (one agent per cycle claims each resource)")
         job_id = await self.store.add(policy.name, kind, policy.target())
         self._spawn(job_id, policy, kind)
         return job_id
