@@ -25,7 +25,7 @@ from drbdbackup.cluster.claims import (
     snapshot_disposition,
 )
 from drbdbackup.cluster.cycle import Schedule, current_cycle
-from drbdbackup.cluster.errors import Fenced
+from drbdbackup.cluster.errors import BadClusterObject, Fenced
 from drbdbackup.cluster.names import ClusterKey
 from drbdbackup.cluster.ranking import (
     Candidate,
@@ -139,9 +139,11 @@ class Coordinator:
         if self._owners is not None and now - self._owners[0] < age:
             return self._owners[1]
         out = []
-        for key in self.store.all_keys():
-            done = self.store.committed_cycles(key)
-            rec = self.store.read_commit(key, done[-1]) if done else None
+        for key, cycle in self.store.latest_commits():
+            try:
+                rec = self.store.read_commit(key, cycle)
+            except BadClusterObject:
+                continue
             if rec is not None:
                 out.append(KeyOwner(key, rec.cycle, rec.node))
         self._owners = (now, tuple(out))

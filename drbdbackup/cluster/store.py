@@ -180,6 +180,17 @@ class ClusterStore:
         found = (N.parse_cycle(leaf) for leaf in self._leaves(N.commits_prefix(key)))
         return sorted(c for c in found if c is not None)
 
+    def latest_commits(self) -> list[tuple[ClusterKey, int]]:
+        """Every key's newest committed cycle, from one listing of `cluster/commits/`."""
+        out: dict[ClusterKey, int] = {}
+        base = N.ROOT + "commits/"
+        for name in self.backend.list(base):
+            seg, _, leaf = name[len(base):].partition("/")
+            key, cycle = N.key_from_segment(seg), N.parse_cycle(leaf)
+            if key is not None and cycle is not None and cycle > out.get(key, -1):
+                out[key] = cycle
+        return sorted(out.items())
+
     def floor(self, key: ClusterKey) -> int | None:
         found = [c for c in (N.parse_cycle(x) for x in self._leaves(N.floors_prefix(key)))
                  if c is not None]
