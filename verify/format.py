@@ -47,6 +47,8 @@ from .limits import (
     MAX_TREE_FANOUT,
     MIN_CHUNK_SIZE,
     NODE_HEADER_LEN,
+    SCRYPT_MAX_MEMORY,
+    SCRYPT_MAX_WORK,
     SEAL_OVERHEAD,
 )
 from .names import (
@@ -256,6 +258,8 @@ def parse_key_file(data: bytes) -> KeyFile:
     p = req_int(obj, "p", "key file", 1, 16)
     if n & (n - 1):
         raise FormatError("key file: scrypt n is not a power of two")
+    if 128 * n * r > SCRYPT_MAX_MEMORY or n * r * p > SCRYPT_MAX_WORK:
+        raise FormatError(f"key file: scrypt n={n} r={r} p={p} exceeds the reader limits")
     try:
         salt = base64.b64decode(req_str(obj, "salt", "key file"), validate=True)
         blob = base64.b64decode(req_str(obj, "data", "key file"), validate=True)

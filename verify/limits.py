@@ -1,4 +1,4 @@
-"""Reader limits (docs/format.md section 16): checked before anything is allocated.
+"""Reader limits (docs/format.md section 17): checked before anything is allocated.
 
 A reader never sizes a buffer, a list or a decompression from a number it read without first
 holding that number against these limits.
@@ -18,6 +18,8 @@ MIN_CHUNK_SIZE = 64 << 10
 MAX_CHUNK_SIZE = 4 << 20
 MAX_TREE_FANOUT = 1 << 16
 MAX_CHUNK_COUNT = 1 << 32
+SCRYPT_MAX_MEMORY = 256 << 20  # 128 * n * r bytes
+SCRYPT_MAX_WORK = 1 << 23  # n * r * p
 
 JSON_MAX_DEPTH = 32
 KIB, MIB, GIB = 1 << 10, 1 << 20, 1 << 30

@@ -1,6 +1,6 @@
 """Blob encoding (format.md section 5): type byte, optional zstd, optional seal.
 
-Decoding holds `plain_length` against the repository's limits (format.md section 16) before it
+Decoding holds `plain_length` against the repository's limits (format.md section 17) before it
 opens or decompresses anything, and zstd never produces more than `plain_length + 1` bytes,
 whatever size the frame header claims.
 """

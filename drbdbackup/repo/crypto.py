@@ -24,7 +24,7 @@ INDEX_AAD = b"drbdbackup-index-v1"
 GENERATION_AAD = b"drbdbackup-generation-v1"
 ZERO_ID = bytes(32)
 SCRYPT_N, SCRYPT_R, SCRYPT_P = 32768, 8, 1
-SCRYPT_MAX_N, SCRYPT_MAX_R, SCRYPT_MAX_P = 1 << 20, 32, 16  # format.md sections 5 and 16
+SCRYPT_MAX_N, SCRYPT_MAX_R, SCRYPT_MAX_P = 1 << 20, 32, 16  # format.md sections 5 and 17
 SCRYPT_MAX_MEMORY = 256 << 20  # 128 * n * r bytes
 SCRYPT_MAX_WORK = 1 << 23  # n * r * p (writers use 2^18)
 

@@ -109,7 +109,7 @@ def decode_index(
     data: bytes, *, chunk_size: int = MAX_CHUNK_SIZE, fanout: int = MAX_FANOUT
 ) -> dict[str, list[PackEntry]]:
     """Parse an index file's plaintext; raises ValueError (JsonObjectError) on malformed input:
-    too large or deep, wrong types, or an entry beyond the limits of format.md section 16."""
+    too large or deep, wrong types, or an entry beyond the limits of format.md section 17."""
     doc = load_json_object(data, "index file")
     if isinstance(doc.get("format"), bool) or doc.get("format") != 1:
         raise JsonObjectError(f"unsupported index format {doc.get('format')!r}")

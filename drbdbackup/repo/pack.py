@@ -1,7 +1,7 @@
 """Pack files (format.md section 6): writer to a staged file, and pure TOC parsing.
 
 Parsing checks the TOC's count against its own length (and, with the pack's size, against the
-blob area) before building entries, and each entry against the limits of format.md section 16.
+blob area) before building entries, and each entry against the limits of format.md section 17.
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """Generation records (format.md section 9): naming, ids, serialization; and the bounded
-loading every JSON object of the repository goes through (format.md section 16): a size cap per
+loading every JSON object of the repository goes through (format.md section 17): a size cap per
 object kind and a nesting-depth pre-scan before json.loads, so no object can make a reader
 recurse or allocate without bound."""
 
@@ -166,7 +166,7 @@ _OPTIONAL_TYPES: dict[str, type | tuple[type, ...]] = {
 
 
 def _check_record_types(doc: dict[str, Any]) -> None:
-    """Every field the reader uses has its documented type and range (format.md sections 9, 16)."""
+    """Every field the reader uses has its documented type and range (format.md sections 9, 17)."""
     w = "generation record"
     for key, types in _RECORD_TYPES.items():
         if key not in doc:

@@ -1,6 +1,6 @@
 """The volume index tree (format.md section 7). Pure: building and parsing nodes.
 
-Reading holds every count against the fanout (at most MAX_FANOUT, format.md section 16) and the
+Reading holds every count against the fanout (at most MAX_FANOUT, format.md section 17) and the
 node's bytes before it builds a list, and stops a walk that yields more ids than the record's
 chunk_count: a hostile tree cannot make a reader allocate beyond what the record declares.
 """
@@ -14,7 +14,7 @@ NODE_MAGIC = b"DRBT"
 NODE_HEADER = struct.Struct("<4sB3xI")
 ID_LEN = 32
 DEFAULT_FANOUT = 4096
-MAX_FANOUT = 1 << 16  # readers refuse larger fanouts (format.md section 16)
+MAX_FANOUT = 1 << 16  # readers refuse larger fanouts (format.md section 17)
 MAX_HEIGHT = 64
 
 
