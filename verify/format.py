@@ -9,7 +9,6 @@ live in :mod:`verify.binary`, object names in :mod:`verify.names`, the reader li
 from __future__ import annotations
 
 import base64
-import binascii
 from dataclasses import dataclass
 from typing import Any
 
@@ -227,8 +226,9 @@ def parse_audit_entry(data: bytes, seq: int) -> dict[str, Any]:
         raise FormatError(f"{what}: 'seq' field is {obj.get('seq')!r}")
     req_hex64(obj, "prev", what)
     req_str(obj, "time", what)
-    if obj.get("event") not in AUDIT_EVENTS:
-        raise FormatError(f"{what}: unknown event {obj.get('event')!r}")
+    event = obj.get("event")
+    if not isinstance(event, str) or event not in AUDIT_EVENTS:
+        raise FormatError(f"{what}: unknown event {event!r}")
     if not isinstance(obj.get("details", {}), dict):
         raise FormatError(f"{what}: 'details' must be an object")
     return obj
@@ -263,7 +263,7 @@ def parse_key_file(data: bytes) -> KeyFile:
     try:
         salt = base64.b64decode(req_str(obj, "salt", "key file"), validate=True)
         blob = base64.b64decode(req_str(obj, "data", "key file"), validate=True)
-    except binascii.Error:
+    except ValueError:  # binascii.Error, or a non-ASCII string
         raise FormatError("key file: salt/data are not base64") from None
     if not 8 <= len(salt) <= 64:
         raise FormatError("key file: salt length out of range")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import binascii
 import os
 from dataclasses import dataclass
 from typing import Any
@@ -101,7 +100,7 @@ def _b64_field(keyfile: dict[str, Any], key: str, lengths: range) -> bytes:
         raise KeyFileError(f"key file: {key} must be a base64 string")
     try:
         out = base64.b64decode(value, validate=True)
-    except binascii.Error:
+    except ValueError:  # binascii.Error, or a non-ASCII string
         raise KeyFileError(f"key file: {key} is not base64") from None
     if len(out) not in lengths:
         raise KeyFileError(f"key file: {key} has the wrong length")
