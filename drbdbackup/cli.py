@@ -173,7 +173,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     debug, as_json = "--debug" in argv, "--json" in argv
     log = logging.getLogger("drbdbackup")
     handler = _WarningLines(logging.WARNING)
-    log.addHandler(handler)
+    if argv[:1] != ["serve"]:  # the service logs every event itself (service/main.py)
+        log.addHandler(handler)
     try:
         args = build_parser().parse_args(argv)
         if args.version:

@@ -41,9 +41,18 @@ def rotate_snapshots(ctl: Controller, rscs: list[str], prefix: str, needed: set[
             for name in ctl.snapshot_names(rsc):
                 if name.startswith(prefix) and name not in needed and (
                         may_delete is None or may_delete(name)):
-                    ctl.delete_snapshot(rsc, name)
+                    _delete_if_there(ctl, rsc, name)
         except EnvironmentFailure as exc:
             log.warning("could not remove old snapshots of %s: %s", rsc, exc)
+
+
+def _delete_if_there(ctl: Controller, rsc: str, name: str) -> None:
+    """Delete a snapshot; one that another agent removed meanwhile is not an error."""
+    try:
+        ctl.delete_snapshot(rsc, name)
+    except EnvironmentFailure:
+        if ctl.snapshot(rsc, name) is not None:
+            raise
 
 
 def delete_quietly(ctl: Controller, rscs: list[str], name: str) -> None:

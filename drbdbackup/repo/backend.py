@@ -57,3 +57,7 @@ class Backend(Protocol):
     def staging_dir(self) -> str:
         """A local directory for building large objects before `put_file`; never listed."""
         ...
+
+# Optional: `mtime(name) -> float`, the object's modification time in epoch seconds on the
+# store's clock (local st_mtime, S3 LastModified); ObjectNotFound for a missing object. The
+# cluster agents take their cycle clock from it, so skewed hosts agree on the current cycle.

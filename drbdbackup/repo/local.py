@@ -175,6 +175,16 @@ class LocalBackend:
     def exists(self, name: str) -> bool:
         return os.path.isfile(self._path(name))
 
+    def mtime(self, name: str) -> float:
+        """The object's modification time on the store's clock (the cluster's cycle clock)."""
+        try:
+            st = os.stat(self._path(name))
+        except OSError as exc:
+            raise _translate(exc, name) from None
+        if not stat.S_ISREG(st.st_mode):
+            raise ObjectNotFound(f"object not found: {name}")
+        return st.st_mtime
+
     def staging_dir(self) -> str:
         path = os.path.join(self.root, TMP_DIR)
         os.makedirs(path, exist_ok=True)

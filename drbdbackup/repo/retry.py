@@ -154,6 +154,11 @@ class RetryingBackend:
     def exists(self, name: str) -> bool:
         return self._call("exists", name, lambda _n: self.inner.exists(name))
 
+    def mtime(self, name: str) -> float:
+        """The inner backend's `mtime` (AttributeError when it has none, as the inner's would)."""
+        reader = self.inner.mtime  # type: ignore[attr-defined]
+        return float(self._call("mtime", name, lambda _n: reader(name)))
+
     def staging_dir(self) -> str:
         return self.inner.staging_dir()
 

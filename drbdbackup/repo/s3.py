@@ -115,6 +115,14 @@ class S3Backend:
         except Exception as exc:  # noqa: BLE001
             raise self._err(exc, name) from None
 
+    def mtime(self, name: str) -> float:
+        """LastModified as the S3 server reports it (the cluster's cycle clock)."""
+        try:
+            head = self.client.head_object(Bucket=self.bucket, Key=self._key(name))
+        except Exception as exc:  # noqa: BLE001
+            raise self._err(exc, name) from None
+        return float(head["LastModified"].timestamp())
+
     def exists(self, name: str) -> bool:
         try:
             self.size(name)

@@ -15,9 +15,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
@@ -42,6 +42,7 @@ from drbdbackup.service.store import JobStore
 
 log = logging.getLogger("drbdbackup.service")
 T = TypeVar("T")
+PRUNE_EVERY_BEATS = 50
 
 
 def schedule_of(policy: Policy, tz: str) -> Schedule | None:
@@ -148,9 +149,13 @@ class ClusterAgent:
     async def _heartbeats(self) -> None:
         assert self.settings.cluster is not None
         h = self.settings.cluster.heartbeat_s
+        beats = 0
         while not self.stopping:
+            beats += 1
             try:
                 await asyncio.to_thread(self._coord, lambda c: c.heartbeat())
+                if beats % PRUNE_EVERY_BEATS == 0:  # old cycles' objects; any agent may
+                    await asyncio.to_thread(self._coord, lambda c: c.prune())
             except DuplicateAgent as exc:
                 self.fatal = str(exc)
                 log.error("%s: this agent stops claiming", exc)
@@ -205,14 +210,16 @@ class ClusterAgent:
         return out
 
     async def _run(self, w: _Work) -> None:
+        """Claim first (rank order keeps a volume on its node: native maps stay valid), then
+        wait for one of this node's job slots, back up, commit or release."""
         try:
+            if self.stopping:
+                return
+            claim = await asyncio.to_thread(self._claim, w)
+            if claim is None:
+                return
+            job_id = await self.store.add(w.policy.name, "backup", f"{w.key} cycle {w.cycle}")
             async with self._slots:
-                if self.stopping:
-                    return
-                claim = await asyncio.to_thread(self._claim, w)
-                if claim is None:
-                    return
-                job_id = await self.store.add(w.policy.name, "backup", f"{w.key} cycle {w.cycle}")
                 await self.store.mark_running(job_id)
                 results: list[BackupResult] = []
                 try:
@@ -233,8 +240,8 @@ class ClusterAgent:
     def _claim(self, w: _Work) -> Claim | None:
         """Wait out this node's rank, then try to claim; None when another agent got it."""
         assert self.settings.cluster is not None
-        deadline = datetime.now(UTC).timestamp() + self.settings.cluster.lease_s * 4
-        while not self.stopping and datetime.now(UTC).timestamp() < deadline:
+        deadline = time.monotonic() + self.settings.cluster.lease_s * 4
+        while not self.stopping and time.monotonic() < deadline:
             if not self._claimable(w.key, w.cycle):
                 return None
             with self.ctx.controller().connect() as ctl:

@@ -16,12 +16,15 @@ PREFIX = "drbdbackup serve"
 
 
 def _setup_logging() -> logging.Handler:
-    """One line per event on stderr; returns the handler so serve() can remove it."""
-    log = logging.getLogger("drbdbackup.service")
+    """One line per event on stderr (the service's, the cluster agent's, and warnings of every
+    lower layer); returns the handler so serve() can remove it."""
     h = logging.StreamHandler(sys.stderr)
     h.setFormatter(logging.Formatter(f"%(asctime)s {PREFIX}: %(message)s", "%Y-%m-%dT%H:%M:%S%z"))
-    log.addHandler(h)
-    log.setLevel(logging.INFO)
+    root = logging.getLogger("drbdbackup")
+    root.addHandler(h)
+    root.setLevel(logging.WARNING)
+    for name in ("drbdbackup.service", "drbdbackup.cluster"):
+        logging.getLogger(name).setLevel(logging.INFO)
     return h
 
 
@@ -58,7 +61,7 @@ def serve(config_path: str) -> int:
         print(f"{PREFIX}: error: {what}", file=sys.stderr)
         return code
     finally:
-        logging.getLogger("drbdbackup.service").removeHandler(handler)
+        logging.getLogger("drbdbackup").removeHandler(handler)
 
 
 if __name__ == "__main__":
