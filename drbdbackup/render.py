@@ -79,6 +79,14 @@ def status_text(d: dict[str, Any]) -> str:
                     f"{_age(v['age_s']):>7} {v['tracker'] or '-':<10} {v['source']}")
     if not d["volumes"]:
         rows = ["no volumes in the repository"]
+    if d.get("agents"):
+        rows.append("")
+        rows.append(f"{'AGENT':<12} {'INSTANCE':<18} {'SEQ':>7} LAST HEARTBEAT")
+        rows += [f"{a['node']:<12} {a['instance']:<18} {a['seq']:>7} {a['last_heartbeat']} "
+                 f"({_age(a['heartbeat_age_s'])} ago by the repository's clock)" for a in d["agents"]]
+    for g in d.get("incomplete_groups", []):
+        rows.append(f"INCOMPLETE group snapshot {g['snapshot']}: missing {', '.join(g['missing'])}")
+    rows += [f"ALARM: {a}" for a in d.get("alarms", [])]
     if "plan" in d:
         rows.append("")
         for policy, items in d["plan"].items():

@@ -3,10 +3,13 @@ with a controller, per policy what it selects and why, and what nothing protects
 
 from __future__ import annotations
 
+import time
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 
+from drbdbackup.cluster.names import agent_name
+from drbdbackup.cluster.store import ClusterStore
 from drbdbackup.linstor.client import ControllerSettings
 from drbdbackup.linstor.inventory import take_inventory
 from drbdbackup.linstor.selection import SelectionRule, select
@@ -32,11 +35,26 @@ class VolumeStatus:
     source: str  # present / gone / unknown (no controller asked)
 
 
+@dataclass(frozen=True)
+class AgentStatus:
+    """An agent as its heartbeat object shows it (times are display only, never compared)."""
+
+    node: str
+    instance: str
+    seq: int
+    last_heartbeat: str
+    heartbeat_age_s: float | None  # by the repository's clock (its modification time)
+
+
 @dataclass
 class StatusReport:
     """`drbdbackup status --json`."""
 
     volumes: list[VolumeStatus] = field(default_factory=list)
+    agents: list[AgentStatus] = field(default_factory=list)
+    owners: dict[str, dict[str, Any]] = field(default_factory=dict)  # key -> {cycle, node, generation}
+    alarms: list[str] = field(default_factory=list)
+    incomplete_groups: list[dict[str, Any]] = field(default_factory=list)
     plan: dict[str, list[dict[str, str]]] | None = None  # policy -> [{resource, reason}]
     unprotected: list[dict[str, str]] | None = None
     conflicts: list[str] = field(default_factory=list)
@@ -44,6 +62,8 @@ class StatusReport:
 
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {"volumes": [asdict(v) for v in self.volumes],
+                             "agents": [asdict(a) for a in self.agents], "owners": self.owners,
+                             "alarms": self.alarms, "incomplete_groups": self.incomplete_groups,
                              "conflicts": self.conflicts, "warnings": self.warnings}
         if self.plan is not None:
             d["plan"] = self.plan
@@ -78,12 +98,45 @@ def volume_statuses(rows: list[dict[str, Any]], present: set[str] | None) -> lis
     return out
 
 
+def incomplete_groups(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Consistency-group generations some member of which has no record of the same snapshot."""
+    stored: dict[str, set[str]] = {}
+    wanted: dict[str, set[str]] = {}
+    for r in rows:
+        snap = r.get("snapshot")
+        if not snap:
+            continue
+        stored.setdefault(snap, set()).add(r["volume_id"])
+        if r.get("group_members"):
+            wanted.setdefault(snap, set()).update(r["group_members"])
+    return [{"snapshot": snap, "missing": sorted(members - stored.get(snap, set())),
+             "stored": sorted(stored.get(snap, set()))}
+            for snap, members in sorted(wanted.items()) if members - stored.get(snap, set())]
+
+
+def _cluster_view(backend: Any, rep: StatusReport) -> None:
+    store = ClusterStore(backend)
+    now_local = time.time()
+    for hb in sorted(store.heartbeats(), key=lambda h: h.node):
+        mtime = store.mtime(agent_name(hb.node))
+        rep.agents.append(AgentStatus(hb.node, hb.instance, hb.seq, hb.time,
+                                      None if mtime is None else round(now_local - mtime, 1)))
+    for key, cycle in store.latest_commits():
+        rec = store.read_commit(key, cycle)
+        rep.owners[str(key)] = {"cycle": cycle, "node": rec.node if rec else None,
+                                "generation": rec.generation if rec else None}
+    rep.alarms = [a.message for a in store.alarms()]
+
+
 def status(ref: RepositoryRef, controller: ControllerSettings | None = None,
            rules: list[SelectionRule] | None = None) -> StatusReport:
-    """The repository's view; with a controller (and policies), the plan and what is unprotected."""
+    """The repository's view (volumes, agents, owners, incomplete groups); with a controller
+    (and policies), the plan and what is unprotected."""
+    rep = StatusReport()
     with operation(ref, "status") as s:
         rows = list_generations(s.repo)
-    rep = StatusReport()
+        _cluster_view(s.repo.backend, rep)
+    rep.incomplete_groups = incomplete_groups(rows)
     if controller is None:
         rep.volumes = volume_statuses(rows, None)
         return rep

@@ -45,6 +45,8 @@ def list_generations(repo: Repository, volume_id: str | None = None) -> list[dic
                 "tracker_reason": rec.tracker_reason,
                 "policy": rec.policy,
                 "labels": rec.labels,
+                "snapshot": rec.source.get("snapshot"),
+                "group_members": rec.group_members,
                 "status": status,
             }
             if problem:
