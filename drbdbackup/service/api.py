@@ -37,6 +37,8 @@ SCHEDULER: web.AppKey[Scheduler] = web.AppKey("scheduler", Scheduler)
 STORE: web.AppKey[JobStore] = web.AppKey("store", JobStore)
 TOKEN: web.AppKey[bytes] = web.AppKey("token", bytes)
 STARTED: web.AppKey[float] = web.AppKey("started", float)
+VIEW: web.AppKey[dict] = web.AppKey("view", dict)
+VIEW_MAX_AGE_S = 30.0
 
 
 def _version() -> str:
@@ -167,10 +169,18 @@ def cluster_view(ctx: Any) -> dict[str, Any]:
     return cluster_status(ctx.repo, controller, rules).to_dict()
 
 
+async def _fresh_view(app: web.Application, max_age_s: float = VIEW_MAX_AGE_S) -> dict[str, Any]:
+    """The cluster view, recomputed when older than `max_age_s` (scrapes stay cheap)."""
+    cached: dict[str, Any] | None = app[VIEW].get("view")
+    if cached is None or time.monotonic() - app[VIEW]["at"] > max_age_s:
+        cached = await asyncio.to_thread(cluster_view, app[SCHEDULER].ctx)
+        app[VIEW].update(view=cached, at=time.monotonic())
+    return cached
+
+
 async def cluster(request: web.Request) -> web.Response:
-    ctx = request.app[SCHEDULER].ctx
     try:
-        view = await asyncio.to_thread(cluster_view, ctx)
+        view = await _fresh_view(request.app, 0)
     except Exception as exc:  # noqa: BLE001 - one line, no traceback
         return _err(503, f"cluster view unavailable: {describe(exc)[1]}")
     return web.json_response(view)
@@ -202,7 +212,11 @@ async def policies(request: web.Request) -> web.Response:
 
 async def metrics(request: web.Request) -> web.Response:
     store = request.app[STORE]
-    text = render(await store.finished_jobs(), await store.counts())
+    try:
+        view: dict[str, Any] | None = await _fresh_view(request.app)
+    except Exception:  # noqa: BLE001 - job metrics are served even when the view is not
+        view = None
+    text = render(await store.finished_jobs(), await store.counts(), view)
     return web.Response(text=text, content_type="text/plain", charset="utf-8",
                         headers={"X-Content-Type-Options": "nosniff"})
 
@@ -225,6 +239,7 @@ def build_app(scheduler: Scheduler, store: JobStore, token: bytes) -> web.Applic
     app[STORE] = store
     app[TOKEN] = token
     app[STARTED] = time.monotonic()
+    app[VIEW] = {}
     app.router.add_get("/v1/status", status)
     app.router.add_get("/v1/jobs", jobs)
     app.router.add_post("/v1/jobs", create_job)

@@ -30,8 +30,31 @@ class _Out:
         self.lines.append(f"{name}{{{lab}}} {_num(value)}" if lab else f"{name} {_num(value)}")
 
 
-def render(finished: list[dict[str, Any]], counts: dict[str, int]) -> str:
-    """`finished`: every finished job, oldest first (JobStore.finished_jobs)."""
+def _cluster(o: _Out, view: dict[str, Any]) -> None:
+    """Gauges from the cluster view (`GET /v1/cluster`)."""
+    o.family("drbdbackup_last_good_age_seconds", "gauge",
+             "Age of the newest good generation of a volume, from the repository")
+    for v in view.get("volumes", []):
+        if v.get("age_s") is not None:
+            o.sample("drbdbackup_last_good_age_seconds", v["age_s"], volume_id=v["volume_id"],
+                     node=v.get("node") or "")
+    o.family("drbdbackup_agent_heartbeat_age_seconds", "gauge",
+             "Age of an agent's last heartbeat, by the repository's clock")
+    for a in view.get("agents", []):
+        if a.get("heartbeat_age_s") is not None:
+            o.sample("drbdbackup_agent_heartbeat_age_seconds", a["heartbeat_age_s"], node=a["node"])
+    o.family("drbdbackup_incomplete_groups", "gauge", "Consistency-group generations missing a member")
+    o.sample("drbdbackup_incomplete_groups", len(view.get("incomplete_groups", [])))
+    if "unprotected" in view:
+        o.family("drbdbackup_unprotected_resources", "gauge",
+                 "LINSTOR resources that no policy protects (or that are excluded)")
+        o.sample("drbdbackup_unprotected_resources", len(view["unprotected"]))
+
+
+def render(finished: list[dict[str, Any]], counts: dict[str, int],
+           view: dict[str, Any] | None = None) -> str:
+    """`finished`: every finished job, oldest first (JobStore.finished_jobs); `view`: the
+    cluster view, when it could be computed."""
     last_success: dict[str, float] = {}
     change_ratio: dict[str, float] = {}
     read = stored = fallbacks = verify_failures = 0
@@ -79,4 +102,6 @@ def render(finished: list[dict[str, Any]], counts: dict[str, int]) -> str:
     o.family("drbdbackup_jobs", "gauge", "Jobs in the store by state")
     for state in STATES:
         o.sample("drbdbackup_jobs", counts.get(state, 0), state=state)
+    if view is not None:
+        _cluster(o, view)
     return "\n".join(o.lines) + "\n"

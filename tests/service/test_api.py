@@ -175,3 +175,12 @@ async def test_cluster_view_shows_each_volume_with_its_last_good_generation(runn
     (vol,) = (await running.get("/v1/cluster"))["volumes"]
     assert vol["volume_id"] == "vol2" and vol["last_good"] == b["generation"]
     assert vol["generations"] == 1 and vol["age_s"] >= 0 and vol["source"] == "unknown"
+
+
+async def test_metrics_carry_the_cluster_view(running: Running) -> None:
+    job = await running.wait_job(await running.post_job("files2"))
+    assert job["state"] == "succeeded", job
+    async with running.http.get(f"{running.url}/metrics") as r:
+        samples = parse_metrics(await r.text())
+    assert samples['drbdbackup_last_good_age_seconds{node="",volume_id="vol2"}'] >= 0
+    assert samples["drbdbackup_incomplete_groups"] == 0
