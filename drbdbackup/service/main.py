@@ -32,12 +32,12 @@ async def run(settings: Settings) -> int:
     """Start the service, wait for a signal, shut down gracefully."""
     log = logging.getLogger("drbdbackup.service")
     svc = Service(settings)
-    await svc.start()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
+    for sig in (signal.SIGTERM, signal.SIGINT):  # before start: a signal during startup is graceful
         loop.add_signal_handler(sig, stop.set)
     try:
+        await svc.start()
         await stop.wait()
         log.info("shutdown requested: no new jobs; waiting for running jobs")
         await svc.stop()
