@@ -139,7 +139,7 @@ def _backup_group(args: argparse.Namespace, opts: Any) -> int:
 def cmd_status(args: argparse.Namespace) -> int:
     from drbdbackup.ops.status import status
 
-    rules = None
+    rules, lease_s = None, None
     if args.config:
         from drbdbackup.service.config import load_config
 
@@ -152,13 +152,14 @@ def cmd_status(args: argparse.Namespace) -> int:
         controller: ControllerSettings | None = ControllerSettings(
             cfg.linstor.controllers, token=token, allow_insecure=cfg.linstor.allow_insecure)
         rules = [p.selection_rule() for p in cfg.policy if p.selects_linstor]
+        lease_s = cfg.cluster.lease_s if cfg.cluster else None
     elif args.repo:
         ref = _ref(args)
         wants_controller = args.plan or args.unprotected or args.controllers
         controller = _controller(args) if wants_controller else None
     else:
         raise UsageError("status needs --repo REPO or --config FILE")
-    rep = status(ref, controller, rules).to_dict()
+    rep = status(ref, controller, rules, lease_s).to_dict()
     if not args.plan:
         rep.pop("plan", None)
     if not args.unprotected:

@@ -91,7 +91,8 @@ def status_text(d: dict[str, Any]) -> str:
         rows.append("")
         for policy, items in d["plan"].items():
             rows.append(f"policy {policy}: {len(items)} resource(s)")
-            rows += [f"  {i['resource']}: {i['reason']}" for i in items]
+            rows += [f"  {i['resource']}: {i['reason']}"
+                     + (f" -> next on {i['agent']}" if i.get("agent") else "") for i in items]
     if "unprotected" in d:
         rows.append("")
         rows.append(f"unprotected: {len(d['unprotected'])} resource(s)")

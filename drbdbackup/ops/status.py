@@ -8,10 +8,12 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 
-from drbdbackup.cluster.names import agent_name
+from drbdbackup.cluster.names import ClusterKey, agent_name
+from drbdbackup.cluster.ranking import rank_nodes
 from drbdbackup.cluster.store import ClusterStore
 from drbdbackup.linstor.client import ControllerSettings
-from drbdbackup.linstor.inventory import take_inventory
+from drbdbackup.linstor.inventory import Inventory, take_inventory
+from drbdbackup.linstor.placement import UP_TO_DATE
 from drbdbackup.linstor.selection import SelectionRule, select
 from drbdbackup.ops.session import RepositoryRef, operation
 from drbdbackup.repo.listing import list_generations
@@ -55,7 +57,7 @@ class StatusReport:
     owners: dict[str, dict[str, Any]] = field(default_factory=dict)  # key -> {cycle, node, generation}
     alarms: list[str] = field(default_factory=list)
     incomplete_groups: list[dict[str, Any]] = field(default_factory=list)
-    plan: dict[str, list[dict[str, str]]] | None = None  # policy -> [{resource, reason}]
+    plan: dict[str, list[dict[str, str | None]]] | None = None  # policy -> [{resource, reason, agent}]
     unprotected: list[dict[str, str]] | None = None
     conflicts: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
@@ -128,10 +130,22 @@ def _cluster_view(backend: Any, rep: StatusReport) -> None:
     rep.alarms = [a.message for a in store.alarms()]
 
 
+def next_agent(inv: Inventory, rsc: str, previous: str | None, live: set[str] | None) -> str | None:
+    """The node whose agent would take `rsc` on the next cycle (rank 0), or None: nodes with an
+    UpToDate diskful replica, ONLINE, with a live agent (`live` None: agents not considered)."""
+    online = {n.name for n in inv.nodes if n.online}
+    ok = {r.node for r in inv.replicas.get(rsc, []) if not r.diskless and r.disk_state == UP_TO_DATE}
+    eligible = sorted(n for n in ok & online if live is None or n in live)
+    if not eligible:
+        return None
+    return rank_nodes(ClusterKey.resource(rsc), eligible, previous).order[0]
+
+
 def status(ref: RepositoryRef, controller: ControllerSettings | None = None,
-           rules: list[SelectionRule] | None = None) -> StatusReport:
+           rules: list[SelectionRule] | None = None, lease_s: float | None = None) -> StatusReport:
     """The repository's view (volumes, agents, owners, incomplete groups); with a controller
-    (and policies), the plan and what is unprotected."""
+    (and policies), the plan — with the agent that would take each resource next when agents
+    heartbeat (`lease_s`: how old a heartbeat may be) — and what is unprotected."""
     rep = StatusReport()
     with operation(ref, "status") as s:
         rows = list_generations(s.repo)
@@ -141,10 +155,17 @@ def status(ref: RepositoryRef, controller: ControllerSettings | None = None,
         rep.volumes = volume_statuses(rows, None)
         return rep
     with controller.connect() as ctl:
-        inv = take_inventory(ctl, with_replicas=False)
+        inv = take_inventory(ctl)
     rep.volumes = volume_statuses(rows, {r.name for r in inv.resources})
     sel = select(inv.resources, rules or [], set(inv.groups))
-    rep.plan = {p: [{"resource": c.resource, "reason": c.reason} for c in items]
+    live = None
+    if rep.agents:
+        live = {a.node for a in rep.agents
+                if a.heartbeat_age_s is not None and (lease_s is None or a.heartbeat_age_s <= lease_s)}
+    previous = {k.removeprefix("rsc:"): o["node"] for k, o in rep.owners.items()}
+    rep.plan = {p: [{"resource": c.resource, "reason": c.reason,
+                     "agent": next_agent(inv, c.resource, previous.get(c.resource), live)}
+                    for c in items]
                 for p, items in sel.chosen.items()}
     rep.unprotected = [{"resource": u.resource, "reason": u.reason} for u in sel.unprotected]
     rep.conflicts, rep.warnings = sel.conflicts, sel.warnings

@@ -74,6 +74,8 @@ def test_status_shows_volumes_plan_and_unprotected(sb: Sandbox, tmp_path: Path) 
     assert plan["pattern"] == {"st-b": "name matches st-*"}  # st-a went to the first policy
     assert any("st-a is selected by named and pattern: named wins" in x for x in rep["conflicts"])
     assert rep["unprotected"] == []
+    # no agent heartbeats here: the next agent is the plan's rank 0 among the replicas' nodes
+    assert {i["resource"]: i["agent"] for i in rep["plan"]["named"]} == {"st-a": "node-a"}
     text = run_cli("status", "--config", str(cfg), "--plan", "--unprotected").stdout
     assert "policy named: 1 resource(s)" in text and "gone" in text
 
