@@ -135,6 +135,7 @@ def _maintenance_commands(cmd: Callable[..., argparse.ArgumentParser],
 
     sp = cmd("serve", commands.cmd_serve, "run the backup service (schedules, REST API, metrics)")
     sp.add_argument("--config", required=True, help="TOML configuration file")
+    sp.add_argument("--node", help="cluster mode: this agent's LINSTOR node (overrides [cluster] node)")
 
     sp = cmd("demo", commands.cmd_demo, "run the whole job on a built-in sandbox")
     sp.add_argument("--workdir", help="where to put the sandbox (default: a new temp dir)")

@@ -223,7 +223,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     from drbdbackup.service.main import serve
 
-    return serve(args.config)
+    return serve(args.config, node=args.node)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

@@ -9,7 +9,7 @@ import signal
 import sys
 
 from drbdbackup.errors import EXIT_OK, DrbdBackupError, describe
-from drbdbackup.service.config import Settings, load_config
+from drbdbackup.service.config import ClusterConfig, Settings, load_config
 from drbdbackup.service.daemon import Service
 
 PREFIX = "drbdbackup serve"
@@ -48,11 +48,15 @@ async def run(settings: Settings) -> int:
     return EXIT_OK
 
 
-def serve(config_path: str) -> int:
-    """Blocking entry point for the command line; returns the exit code."""
+def serve(config_path: str, node: str | None = None) -> int:
+    """Blocking entry point for the command line; returns the exit code. `node` overrides the
+    config's `[cluster] node` (and turns cluster mode on with defaults when the table is absent)."""
     handler = _setup_logging()
     try:
         settings = load_config(config_path)
+        if node:
+            base = settings.cluster or ClusterConfig.model_validate({})
+            settings.cluster = base.model_copy(update={"node": node})
         return asyncio.run(run(settings))
     except (DrbdBackupError, OSError) as exc:
         code, what = describe(exc)
