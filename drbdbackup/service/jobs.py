@@ -42,6 +42,7 @@ class JobContext:
     password: str | None
     linstor_token: str | None
     throttle: ApiThrottle
+    warned: set[str] = field(default_factory=set)  # planning warnings already logged
 
     @property
     def repo(self) -> RepositoryRef:
@@ -99,11 +100,17 @@ def backup_policy(ctx: JobContext, policy: Policy, out: list[BackupResult]) -> N
 
 
 def plan_policies(ctx: JobContext) -> Selection:
-    """Which policy protects which resource now (one inventory of the controller)."""
+    """Which policy protects which resource now (one inventory of the controller). Conflicts and
+    warnings (two policies, an empty selection, an unknown group) are logged once each."""
     with ctx.controller().connect() as ctl:
         inv = take_inventory(ctl, with_replicas=False)
     rules = [p.selection_rule() for p in ctx.settings.policy if p.selects_linstor]
-    return select(inv.resources, rules, set(inv.groups))
+    sel = select(inv.resources, rules, set(inv.groups))
+    for line in sel.conflicts + sel.warnings:
+        if line not in ctx.warned:
+            ctx.warned.add(line)
+            log.warning("%s", line)
+    return sel
 
 
 def policy_volumes(ctx: JobContext, policy: Policy) -> list[str]:

@@ -120,3 +120,24 @@ def test_unknown_resource_group_names_the_groups_that_exist(tmp_path: Path) -> N
         assert proc.returncode == 2, proc.stderr
         (line,) = proc.stderr.strip().splitlines()
         assert "resource group nosuch does not exist" in line and "vms" in line
+
+
+def test_restore_into_a_group_that_cannot_place_fails_before_any_data(tmp_path: Path) -> None:
+    with Sandbox(tmp_path / "sb", use_xfs=False, use_loop=False) as sb:
+        sb.create_cluster(["node-a", "node-b"])
+        sb.create_resource_group("vms", place_count=2)
+        sb.create_resource_group("wide", place_count=5)  # more replicas than nodes
+        sb.spawn("vms", "pm-1", [4 * MiB])
+        sb.write("pm-1", 0, 0, os.urandom(MiB))
+        repo = tmp_path / "repo"
+        run_cli("init", "--repo", str(repo))
+        run_cli("backup", "--repo", str(repo), "--resource", "pm-1", "--controllers", sb.controllers)
+        proc = run_cli("restore", "--repo", str(repo), "--volume-id", "linstor.pm-1.0",
+                       "--to-resource", "pm-1-copy", "--resource-group", "wide",
+                       "--controllers", sb.controllers, check=False)
+        assert proc.returncode in (2, 3), proc.stderr
+        (line,) = proc.stderr.strip().splitlines()
+        assert line.startswith("drbdbackup: error: ") and "pm-1-copy" in line
+        with sb.session() as lin:
+            names = [d.name for resp in lin.resource_dfn_list() for d in resp.resource_definitions]
+        assert "pm-1-copy" not in names  # nothing left behind, no data written anywhere
