@@ -221,6 +221,7 @@ class Controller:
                             usable_bytes=int(usable_kib or 0) * 1024,
                             disk_state=str(vol.state.disk_state or ""),
                             diskless=diskless_rsc or kind == "DISKLESS",
+                            volume_uuid=str(vol.uuid or ""),
                         )
                     )
         return out

@@ -17,6 +17,7 @@ class LinstorFacts:
 
     replica_up_to_date: bool
     resource_uuid_matches: bool | None = None
+    volume_uuid_matches: bool | None = None
     same_placement: bool | None = None
     placement_change: str = ""
     parent_snapshot_exists: bool | None = None
@@ -51,9 +52,12 @@ def parent_facts(ctl: Controller, src: VolumeSource, parent_source: dict[str, An
                                   src.replica.volume_number, info.name)
         if not os.path.exists(path):
             exists, path = False, None
+    recorded_vol = ps.get("volume_uuid")
     return LinstorFacts(
         replica_up_to_date=up,
         resource_uuid_matches=ps.get("resource_uuid") == src.resource_uuid,
+        volume_uuid_matches=(None if not recorded_vol or not src.replica.volume_uuid
+                             else recorded_vol == src.replica.volume_uuid),
         same_placement=not changes,
         placement_change=", ".join(changes),
         parent_snapshot_exists=exists,

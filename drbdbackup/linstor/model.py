@@ -18,6 +18,7 @@ class Replica:
     usable_bytes: int
     disk_state: str
     diskless: bool
+    volume_uuid: str = ""  # changes when the volume is re-created or rolled back on this node
 
 
 @dataclass(frozen=True)

@@ -127,6 +127,7 @@ class Parent:
             more = {
                 "replica_up_to_date": facts.replica_up_to_date,
                 "resource_uuid_matches": facts.resource_uuid_matches,
+                "volume_uuid_matches": facts.volume_uuid_matches,
                 "same_placement": facts.same_placement,
                 "placement_change": facts.placement_change,
                 "parent_snapshot_exists": facts.parent_snapshot_exists,

@@ -4,6 +4,7 @@ volume read where its snapshot lives, clipped to the DRBD usable size; then snap
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -54,6 +55,8 @@ class LinstorBackup:
     snapshot: str | None = None
     fence: Callable[[str], None] | None = None
     may_delete: Callable[[str], bool] | None = None
+    snapshot_slot: Callable[[], AbstractContextManager[object]] | None = None  # a cluster-wide
+    # cap on concurrent snapshot creations, held from create until SUCCESSFUL
 
 
 def native_streak(repo: Repository, parent: GenerationRecord | None, limit: int) -> int:
@@ -95,6 +98,7 @@ def _job(repo: Repository, ctl: Controller, src: VolumeSource, snap: str, info: 
         "resource": src.resource,
         "volume_number": rep.volume_number,
         "resource_uuid": src.resource_uuid,
+        "volume_uuid": rep.volume_uuid,
         "snapshot": snap,
         "snapshot_uuid": info.uuid,
         **source_identity(src),
@@ -134,10 +138,15 @@ def _back_up(s: Session, ref: RepositoryRef, ctl: Controller, req: LinstorBackup
     # One resource: snapshot only where we read. A group: every diskful node (the controller
     # skips diskless ones), since the chosen nodes differ per resource.
     nodes = sorted({src.replica.node for src in sources}) if len(group) == 1 else []
-    ctl.create_snapshot(group, snap, nodes)
+    with req.snapshot_slot() if req.snapshot_slot else nullcontext():
+        ctl.create_snapshot(group, snap, nodes)
+        try:
+            infos = ctl.wait_successful(group, snap)
+        except BaseException:
+            delete_quietly(ctl, group, snap)
+            raise
     results: list[BackupResult] = []
     try:
-        infos = ctl.wait_successful(group, snap)
         for src in sources:
             context = _context(req, rds.get(src.resource), members)
             job = _job(repo, ctl, src, snap, infos[src.resource], opts, group, context)

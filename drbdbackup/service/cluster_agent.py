@@ -17,6 +17,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
@@ -28,6 +29,7 @@ from drbdbackup.cluster.cycle import CronSlots, PeriodicSlots, Schedule
 from drbdbackup.cluster.errors import DuplicateAgent, Fenced
 from drbdbackup.cluster.names import ClusterKey
 from drbdbackup.cluster.ranking import Candidate
+from drbdbackup.cluster.slots import SnapshotSlots
 from drbdbackup.errors import describe
 from drbdbackup.linstor.identity import resolve_node
 from drbdbackup.linstor.inventory import Inventory, take_inventory
@@ -124,6 +126,14 @@ class ClusterAgent:
     def _resolve_node(self, configured: str) -> str:
         with self.ctx.controller().connect() as ctl:
             return resolve_node(ctl.nodes(), configured)
+
+    def _snapshot_slot(self) -> AbstractContextManager[object]:
+        """One of the cluster-wide snapshot-creation slots ([cluster] max_snapshot_creations)."""
+        assert self.coordinator is not None and self.settings.cluster is not None
+        c = self.coordinator
+        slots = SnapshotSlots(c.store.backend, self.settings.cluster.max_snapshot_creations,
+                              c.life.me, c.life.is_dead)
+        return slots.hold()
 
     def _coord(self, fn: Callable[[Coordinator], T]) -> T:
         assert self.coordinator is not None
@@ -276,7 +286,8 @@ class ClusterAgent:
         req = LinstorBackup(tuple(w.resources), self.ctx.controller(), node=self.node,
                             cluster=self.settings.linstor.cluster, policy=p.name,
                             selected_by=w.reason, label_properties=tuple(p.label_properties),
-                            snapshot=claim.snapshot, fence=fence, may_delete=may_delete)
+                            snapshot=claim.snapshot, fence=fence, may_delete=may_delete,
+                            snapshot_slot=self._snapshot_slot)
         out.extend(back_up_resources(self.ctx.repo, req, opts))
         if not committed:  # nothing to record (no volumes): still close the cycle
             self._coord(lambda c: c.commit(claim, None))

@@ -138,6 +138,8 @@ class ClusterConfig(_Strict):
     lease_s: float = Field(60.0, gt=0, description="L: a heartbeat unchanged this long = dead agent")
     rank_delay_s: float = Field(15.0, ge=0, description="d: wait per rank before claiming")
     keep_cycles: int = Field(4, ge=1, description="cycles of coordination objects kept")
+    max_snapshot_creations: int = Field(
+        16, ge=1, description="snapshots being created at once, cluster-wide (LINSTOR stalls at ~20)")
 
     @model_validator(mode="after")
     def _order(self) -> ClusterConfig:

@@ -23,6 +23,7 @@ class Lineage:
     same_placement: bool | None = None
     placement_change: str = ""
     resource_uuid_matches: bool | None = None
+    volume_uuid_matches: bool | None = None
     replica_up_to_date: bool | None = None
     forced_full: bool = False
     forced_full_reason: str = ""
@@ -70,6 +71,12 @@ def judge(facts: Lineage) -> Verdict:
             False,
             "storage-migrated",
             f"storage placement changed since the previous generation: {facts.placement_change}",
+        )
+    if facts.volume_uuid_matches is False:
+        return Verdict(
+            False,
+            "volume-recreated",
+            "the volume's uuid on this node changed (snapshot rollback, restore or re-creation)",
         )
     if facts.replica_up_to_date is False:
         return Verdict(False, "replica-not-uptodate", "the source replica is not UpToDate")

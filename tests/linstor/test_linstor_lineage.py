@@ -52,6 +52,13 @@ def _heal(c: Ctx, rsc: str) -> None:
     c.sb.action("set_disk_state", resource=rsc, node="node-a", disk_state="UpToDate")
 
 
+def _rollback(c: Ctx, rsc: str, snap: str) -> None:
+    """Roll the resource back to our own snapshot: the definition keeps its uuid."""
+    with c.sb.session() as lin:
+        replies = lin.snapshot_rollback(rsc, snap)
+        assert not any(r.is_error() for r in replies), replies
+
+
 # (cause, map_validity, words the fallback_reason must contain, undo before the next backup)
 CASES = {
     "snapshot-deleted": (_delete_snapshot(False), "parent-snapshot-missing", ["snapshot"], None),
@@ -59,6 +66,7 @@ CASES = {
     "resource-recreated": (_recreate, "resource-recreated", ["uuid"], None),
     "volume-resized": (_resize, "size-changed", ["size"], None),
     "replica-outdated": (_outdate, "replica-not-uptodate", ["UpToDate"], _heal),
+    "snapshot-rollback": (_rollback, "volume-recreated", ["rollback"], None),
 }
 
 
