@@ -87,6 +87,10 @@ def _data_commands(cmd: Callable[..., argparse.ArgumentParser],
     sp = cmd("list", commands.cmd_list, "list generations")
     sp.add_argument("--repo", required=True)
     sp.add_argument("--volume-id")
+    sp.add_argument("--source-status", action="store_true",
+                    help="ask the controller whether each LINSTOR resource still exists "
+                         "(source present / gone)")
+    linstor_opts(sp)
 
     sp = cmd("restore", commands.cmd_restore, "restore a generation")
     sp.add_argument("--repo", required=True)

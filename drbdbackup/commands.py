@@ -171,7 +171,8 @@ def cmd_status(args: argparse.Namespace) -> int:
 def cmd_list(args: argparse.Namespace) -> int:
     from drbdbackup.ops.maintenance import list_volumes
 
-    gens = list_volumes(_ref(args), args.volume_id)
+    controller = _controller(args) if args.source_status else None
+    gens = list_volumes(_ref(args), args.volume_id, controller)
     _emit(args, {"generations": gens}, lambda: render.list_text(gens))
     return EXIT_OK
 

@@ -38,6 +38,8 @@ def list_text(gens: list[dict[str, Any]]) -> str:
     for g in gens:
         size = human(g["size_bytes"]) if g.get("size_bytes") is not None else "-"
         status = g["status"] + (f" ({g['problem']})" if g.get("problem") and g["status"] != "ok" else "")
+        if g.get("source") == "gone":
+            status += ", source gone"
         vol = g["volume_id"] + (f" ({', '.join(g['labels'].values())})" if g.get("labels") else "")
         rows.append(f"{vol:<24} {g['generation']:<32} {g.get('mode') or '-':<11} "
                     f"{g.get('tracker') or '-':<10} {size:>10} {status}")

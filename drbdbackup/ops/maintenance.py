@@ -7,6 +7,7 @@ import shutil
 from dataclasses import dataclass
 from typing import Any
 
+from drbdbackup.linstor.client import ControllerSettings
 from drbdbackup.ops.session import LockMode, RepositoryRef, audit_entry, operation
 from drbdbackup.repo.check import CheckReport, run_check
 from drbdbackup.repo.listing import list_generations
@@ -39,10 +40,19 @@ def init(ref: RepositoryRef, req: InitRequest) -> Repository:
     return repo
 
 
-def list_volumes(ref: RepositoryRef, volume_id: str | None = None) -> list[dict[str, Any]]:
-    """Generations, oldest first, each with a status (ok / damaged / unreadable)."""
+def list_volumes(ref: RepositoryRef, volume_id: str | None = None,
+                 controller: ControllerSettings | None = None) -> list[dict[str, Any]]:
+    """Generations, oldest first, each with a status (ok / damaged / unreadable); with a
+    controller, LINSTOR generations also say whether their resource still exists (`source`)."""
     with operation(ref, "list") as s:
-        return list_generations(s.repo, volume_id)
+        rows = list_generations(s.repo, volume_id)
+    if controller is not None:
+        with controller.connect() as ctl:
+            present = {rd.name for rd in ctl.resource_definitions()}
+        for r in rows:
+            if r.get("resource"):
+                r["source"] = "present" if r["resource"] in present else "gone"
+    return rows
 
 
 def check(ref: RepositoryRef, *, read_data: bool = False) -> CheckReport:

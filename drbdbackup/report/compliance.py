@@ -60,7 +60,8 @@ def build_report(repo: Repository, since: str | None = None) -> dict:
 def render_html(rep: dict) -> str:
     esc = html.escape
     rows = "".join(
-        f"<tr><td>{esc(g['volume_id'])}</td><td>{esc(g['generation'])}</td><td>{esc(str(g['mode']))}</td>"
+        f"<tr><td>{esc(g['volume_id'])}</td><td>{esc(', '.join((g.get('labels') or {}).values()))}</td>"
+        f"<td>{esc(g['generation'])}</td><td>{esc(str(g['mode']))}</td>"
         f"<td>{esc(str(g['tracker']))}</td><td>{g['size_bytes']}</td>"
         f"<td class='{esc(g['status'])}'>{esc(g['status'])}</td></tr>"
         for g in rep["generations"]
@@ -82,7 +83,7 @@ entries since {esc(rep['since'] or 'the beginning')}.</p>
 <p>Audit chain: <b>{chain}</b>; head <code>{esc(rep['audit_chain_head'])}</code>.
 Report digest (SHA-256 of the JSON form): <code>{esc(rep['digest_sha256'])}</code>.</p>
 <h2>Generations</h2>
-<table><tr><th>volume</th><th>generation</th><th>mode</th><th>tracker</th><th>bytes</th><th>status</th></tr>{rows}</table>
+<table><tr><th>volume</th><th>label</th><th>generation</th><th>mode</th><th>tracker</th><th>bytes</th><th>status</th></tr>{rows}</table>
 <h2>Audit log</h2>
 <table><tr><th>seq</th><th>time</th><th>event</th><th>details</th></tr>{events}</table>
 </body></html>

@@ -76,6 +76,11 @@ def test_status_shows_volumes_plan_and_unprotected(sb: Sandbox, tmp_path: Path) 
     assert rep["unprotected"] == []
     # no agent heartbeats here: the next agent is the plan's rank 0 among the replicas' nodes
     assert {i["resource"]: i["agent"] for i in rep["plan"]["named"]} == {"st-a": "node-a"}
+    listed = json.loads(run_cli("list", "--repo", str(c.repo), "--source-status", "--controllers",
+                                sb.controllers, "--json").stdout)["generations"]
+    assert {g["resource"]: g["source"] for g in listed} == {"st-a": "present", "st-gone": "gone"}
+    assert "source gone" in run_cli("list", "--repo", str(c.repo), "--source-status",
+                                    "--controllers", sb.controllers).stdout
     text = run_cli("status", "--config", str(cfg), "--plan", "--unprotected").stdout
     assert "policy named: 1 resource(s)" in text and "gone" in text
 
