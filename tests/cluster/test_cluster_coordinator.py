@@ -12,7 +12,7 @@ from drbdbackup.cluster.cycle import PeriodicSlots
 from drbdbackup.cluster.errors import DuplicateAgent, ExclusiveCreateUnsupported, Fenced
 from drbdbackup.cluster.names import ClusterKey
 from drbdbackup.cluster.ranking import Candidate
-from drbdbackup.repo.local import LocalBackend
+from tests.doubles.memory import MemoryBackend
 
 from .helpers import FAST, REPO_ID, ManualClock, MtimeLocalBackend, NoExclusiveBackend, coordinator
 
@@ -185,7 +185,7 @@ def test_skewed_clocks_agree_on_k(local: MtimeLocalBackend) -> None:
 
 
 def test_without_store_times_skewed_agents_would_disagree(tmp_path) -> None:
-    backend = LocalBackend(str(tmp_path / "r"), durable=False)
+    backend = MemoryBackend()  # reports no modification times (LocalBackend now does)
     sched = PeriodicSlots(60)
     early, late = (coordinator(backend, f"n{i}", wall_offset=off) for i, off in enumerate((-300.0, 300.0)))
     early.heartbeat()
