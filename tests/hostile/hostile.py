@@ -7,7 +7,6 @@ import os
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,22 +42,38 @@ class Measured:
     seconds: float
 
 
+# The measured command is forked by this small launcher, never by the test process itself: a
+# fork copies the parent's RSS high-water mark (ru_maxrss survives exec), so a child of a large
+# pytest process would report pytest's peak instead of its own.
+_LAUNCH = """
+import os, sys
+pid = os.fork()
+if pid == 0:
+    os.close(int(sys.argv[1]))
+    os.execv(sys.executable, [sys.executable, *sys.argv[2:]])
+_pid, status, usage = os.wait4(pid, 0)
+os.write(int(sys.argv[1]), f"{usage.ru_maxrss} {os.waitstatus_to_exitcode(status)}".encode())
+"""
+
+
 def run_measured(args: list[str], env: dict[str, str] | None = None, timeout: float = 120) -> Measured:
-    """Run `python ARGS` as a child; exit code, output, peak RSS of that child (wait4), wall time."""
+    """Run `python ARGS` as a child; exit code, output, its own peak RSS (wait4), wall time."""
     full_env = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        report_r, report_w = os.pipe()
         start = time.monotonic()
-        proc = subprocess.Popen([sys.executable, *args], stdout=out, stderr=err, env=full_env,
-                                cwd=str(ROOT))
-        killer = threading.Timer(timeout, proc.kill)
-        killer.start()
+        proc = subprocess.Popen([sys.executable, "-c", _LAUNCH, str(report_w), *args], stdout=out,
+                                stderr=err, env=full_env, cwd=str(ROOT), pass_fds=(report_w,),
+                                start_new_session=True)
+        os.close(report_w)
         try:
-            _pid, status, usage = os.wait4(proc.pid, 0)
-        finally:
-            killer.cancel()
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, 9)
+            proc.wait()
         seconds = time.monotonic() - start
-        proc.returncode = os.waitstatus_to_exitcode(status)  # reaped here: Popen must not wait
+        with os.fdopen(report_r, "rb") as rep:
+            maxrss_kib, rc = (int(x) for x in rep.read().decode().split())
         out.seek(0)
         err.seek(0)
-        return Measured(proc.returncode, out.read().decode(), err.read().decode(),
-                        usage.ru_maxrss / 1024, seconds)
+        return Measured(rc, out.read().decode(), err.read().decode(), maxrss_kib / 1024, seconds)
