@@ -111,10 +111,8 @@ def restore_chunks(
     included), never past `limit`. `read_chunk` returns a chunk's verified bytes.
     """
     tune_allocator()
-    if in_place:
-        fd, is_block, path = _open_in_place(target, size, limit), True, target
-    else:
-        fd, is_block, path = _open_target(target, size, force)
+    fd, is_block, path = ((_open_in_place(target, size, limit), True, target) if in_place
+                          else _open_target(target, size, force))
     ok = False
     bar = Progress(size, label, enabled=progress)
     out = _ChunkWriter(fd, path, chunk_size, size, write_zeros=is_block)
