@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 
 from drbdbackup.errors import IntegrityError, ObjectExists, ObjectNotFound
-from drbdbackup.repo.audit import EVENTS, GENESIS, entries, entry_name
+from drbdbackup.repo.audit import EVENTS, GENESIS, entries, entry_hash, entry_name
 from drbdbackup.repo.backend import Backend
 from drbdbackup.repo.records import iso, now
 
@@ -21,7 +20,7 @@ def append(backend: Backend, event: str, details: dict, *, attempts: int = 50) -
             last = names[-1]
             seq = int(last[6:]) + 1
             try:
-                prev = hashlib.sha256(backend.get(last)).hexdigest()
+                prev = entry_hash(backend, last)
             except ObjectNotFound:
                 continue
         else:

@@ -1,4 +1,4 @@
-"""Writing new blobs: packs (optionally built in a background thread) and one index file."""
+"""Writing new blobs: packs (optionally built in a background thread) and their index files."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 
 
 class BlobWriter:
-    """Packs new blobs; `commit` uploads the last pack and writes one index file.
+    """Packs new blobs; `commit` uploads the last pack and writes the index files.
 
     With `start_background()`, pack writing (file write, pack hash, upload) runs in its own
     thread so it overlaps with hashing and compression; errors surface at the next `add` or at
@@ -104,11 +104,12 @@ class BlobWriter:
             self.pack = None
 
     def commit(self) -> list[str]:
-        """Upload the open pack, write the index file, add it all to the in-memory index."""
+        """Upload the open pack, write the index files (split at 64 MiB each), add it all to
+        the in-memory index."""
         self.commit_packs()
         names = []
         if self.written:
-            names.append(self.repo.write_index_file(self.written))
+            names = self.repo.write_index_files(self.written)
             for pack_id, entries in self.written.items():
                 for e in entries:
                     self.repo.index.add(pack_id, e)

@@ -6,11 +6,12 @@ from dataclasses import dataclass, field
 
 from drbdbackup.errors import IntegrityError, ObjectNotFound
 from drbdbackup.repo import audit
-from drbdbackup.repo.blob import BlobError, decode_blob
+from drbdbackup.repo.blob import BlobError, decode_blob, max_plain_length
 from drbdbackup.repo.crypto import ZERO_ID, plain_hash
 from drbdbackup.repo.pack import (
     TRAILER,
     PackFormatError,
+    pack_ids,
     pack_name,
     parse_toc,
     split_pack,
@@ -48,20 +49,17 @@ def _toc_via_trailer(repo: Repository, name: str, size: int) -> list:
     """Read only a pack's trailer and TOC (the structure check without reading the data)."""
     trailer = repo.backend.get_range(name, max(0, size - TRAILER.size), TRAILER.size)
     toc_start, toc_len = toc_bounds(trailer, size)
-    return parse_toc(repo.backend.get_range(name, toc_start, toc_len), repo.enc_key)
+    return parse_toc(repo.backend.get_range(name, toc_start, toc_len), repo.enc_key,
+                     toc_start=toc_start, chunk_size=repo.chunk_size, fanout=repo.fanout)
 
 
 def run_check(repo: Repository, *, read_data: bool = False) -> CheckReport:
+    """Every finding is named and the check goes on: the audit chain, each index file, each
+    pack, each generation."""
     rep = CheckReport()
-    try:
-        sum(1 for _ in audit.read_chain(repo.backend))
-    except IntegrityError as exc:
-        rep.errors.append(str(exc))
-    try:
-        repo.load_index()
-    except IntegrityError as exc:
-        rep.errors.append(str(exc))
-        return rep
+    rep.errors.extend(audit.check_chain(repo.backend))
+    repo.load_index()
+    rep.errors.extend(repo.index.unreadable[name] for name in sorted(repo.index.unreadable))
     bad_copies = _check_packs(repo, rep, read_data)
     unusable = repo.index.quarantined | bad_copies  # the index itself is not changed by a check
     for volume in repo.volumes():
@@ -95,10 +93,12 @@ def _unavailable(repo: Repository, ids: list[bytes], unusable: set[tuple[bytes, 
 
 def _check_packs(repo: Repository, rep: CheckReport, read_data: bool) -> set[tuple[bytes, str]]:
     """Check every pack the index names; return the (blob, pack) copies found bad."""
-    all_packs = {n.rsplit("/", 1)[-1] for n in repo.backend.list("packs/")}
+    all_packs = pack_ids(repo.backend)
     indexed = repo.index.packs()
+    why = ("an unreadable index file may list it; prune keeps it until that file is dealt with"
+           if repo.index.unreadable else "an interrupted run left it; the next prune removes it")
     for pack_id in sorted(all_packs - indexed):
-        rep.notes.append(f"pack {pack_id} is not referenced by any index (an interrupted run left it; the next prune removes it)")
+        rep.notes.append(f"pack {pack_id} is not referenced by any readable index ({why})")
     bad_copies: set[tuple[bytes, str]] = set()
     for pack_id in sorted(indexed):
         _check_pack(repo, rep, pack_id, read_data, bad_copies)
@@ -125,7 +125,8 @@ def _check_pack(repo: Repository, rep: CheckReport, pack_id: str, read_data: boo
                     raise PackFormatError("content does not match its name")
                 rep.notes.append(f"pack {pack_id} is damaged and quarantined (kept as evidence)")
                 return
-            entries = split_pack(data, repo.enc_key)
+            entries = split_pack(data, repo.enc_key, chunk_size=repo.chunk_size,
+                                 fanout=repo.fanout)
         else:
             entries = _toc_via_trailer(repo, name, repo.backend.size(name))
     except ObjectNotFound:
@@ -142,9 +143,9 @@ def _check_pack(repo: Repository, rep: CheckReport, pack_id: str, read_data: boo
     if read_data:
         for e in entries:
             try:
-                plain = decode_blob(
-                    data[e.offset : e.offset + e.length], e.id, repo.enc_key, e.plain_length
-                )
+                limit = max_plain_length(e.kind, repo.chunk_size, repo.fanout)
+                plain = decode_blob(data[e.offset : e.offset + e.length], e.id, repo.enc_key,
+                                    e.plain_length, limit=limit)
                 if repo.hasher.id(plain) != e.id:
                     raise BlobError("content does not match id")
             except BlobError as exc:

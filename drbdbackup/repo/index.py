@@ -30,7 +30,8 @@ class Index:
     def __init__(self) -> None:
         self.locations: dict[bytes, list[Location]] = {}
         self.quarantined: set[tuple[bytes, str]] = set()
-        self.files: list[str] = []
+        self.files: list[str] = []  # index files read
+        self.unreadable: dict[str, str] = {}  # index file -> why it was not read
 
     def add(self, pack: str, entry: PackEntry) -> None:
         loc = Location(pack, entry.offset, entry.length, entry.plain_length, entry.kind)
@@ -83,6 +84,34 @@ def encode_index(packs: dict[str, list[PackEntry]]) -> bytes:
         ],
     }
     return json.dumps(doc, separators=(",", ":")).encode()
+
+
+_ENTRY_TEXT = len('{"id":"","kind":,"offset":,"length":,"plain_length":},') + 64
+_PACK_TEXT = len('{"id":"","blobs":[]},') + 64
+
+
+def _entry_text(e: PackEntry) -> int:
+    """Length of the entry's JSON in an index file (as encode_index writes it)."""
+    return _ENTRY_TEXT + sum(len(str(v)) for v in (e.kind, e.offset, e.length, e.plain_length))
+
+
+def split_index(
+    packs: dict[str, list[PackEntry]], max_bytes: int
+) -> list[dict[str, list[PackEntry]]]:
+    """`packs` in parts whose index files are at most about `max_bytes` of JSON each (a pack's
+    entries may be spread over several parts; at least one entry per part)."""
+    parts: list[dict[str, list[PackEntry]]] = [{}]
+    used = len('{"format":1,"packs":[]}')
+    for pack_id, entries in sorted(packs.items()):
+        for e in entries:
+            cost = _entry_text(e) + (0 if pack_id in parts[-1] else _PACK_TEXT)
+            if used + cost > max_bytes and parts[-1]:
+                parts.append({})
+                used = len('{"format":1,"packs":[]}')
+                cost = _entry_text(e) + _PACK_TEXT
+            parts[-1].setdefault(pack_id, []).append(e)
+            used += cost
+    return [p for p in parts if p]
 
 
 def _u(doc: dict[str, Any], key: str, bits: int) -> int:

@@ -8,10 +8,12 @@ from drbdbackup.repo.repository import Repository
 
 
 def list_generations(repo: Repository, volume_id: str | None = None) -> list[dict]:
-    """Oldest first. `damaged` when a referenced blob has no good (non-quarantined) copy."""
+    """Oldest first. `damaged` when a referenced blob has no good (non-quarantined) copy, or
+    no readable index file lists it while one is unreadable (that file is named, and warned
+    about once)."""
     if volume_id is not None:
         check_volume_id(volume_id)
-    repo.load_index()
+    repo.load_index(warn=True)
     volumes = [volume_id] if volume_id else repo.volumes()
     out: list[dict] = []
     for vol in volumes:

@@ -1,25 +1,40 @@
 """Repository locks (format.md section 10). Only the ops layer takes them; stale locks removed
-while acquiring are handed back (`Lock.stale_removed`) for the caller to report and audit."""
+while acquiring are handed back (`Lock.stale_removed`) for the caller to report and audit.
+
+Locks are read within the limits of format.md section 17; one that does not read (too large or
+deep, not JSON, `exclusive` not a boolean) blocks nothing and is reported and removed as stale.
+A readable lock whose `expires` does not parse is respected (section 10)."""
 
 from __future__ import annotations
 
 import getpass
 import json
 import os
+import re
 import secrets
 import socket
 import threading
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from drbdbackup.errors import ObjectNotFound, RepositoryLocked
 from drbdbackup.repo.backend import Backend
-from drbdbackup.repo.records import iso, now
+from drbdbackup.repo.capped import read_capped
+from drbdbackup.repo.records import JsonObjectError, iso, load_json_object, now
 
 LOCK_TTL = timedelta(minutes=30)
 REFRESH_EVERY_S = 300
+LOCK_NAME_RE = re.compile(r"^locks/[0-9a-f]{32}$")
+
+
+class UnreadableLock(dict[str, Any]):
+    """Stands for a lock object that does not read (format.md section 17): it is reported and
+    treated as stale, so it blocks no lock; its `problem` says why."""
 
 
 def _pid_alive(pid: int) -> bool:
+    if not 0 < pid < 1 << 31:  # 0 and negatives name process groups; no pid is larger
+        return False
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -29,15 +44,33 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def is_stale(lock: dict, hostname: str | None = None) -> bool:
-    """Expired, or ours-by-host with a dead pid."""
-    hostname = hostname or socket.gethostname()
+def _expires(lock: dict[str, Any]) -> datetime | None:
+    """The lock's expiry, or None when it does not parse (such a lock is respected)."""
     try:
-        if datetime.fromisoformat(lock["expires"]) < now():
-            return True
-    except (KeyError, ValueError):
+        ts = datetime.fromisoformat(lock["expires"])
+    except (KeyError, TypeError, ValueError):
+        return None
+    return ts if ts.tzinfo is not None else ts.replace(tzinfo=UTC)
+
+
+def is_stale(lock: dict[str, Any], hostname: str | None = None) -> bool:
+    """Expired, ours-by-host with a dead pid, or unreadable (format.md sections 10 and 17)."""
+    if isinstance(lock, UnreadableLock):
         return True
-    return lock.get("hostname") == hostname and not _pid_alive(int(lock.get("pid", 0)))
+    hostname = hostname or socket.gethostname()
+    expires = _expires(lock)
+    if expires is not None and expires < now():
+        return True
+    pid = lock.get("pid")
+    if isinstance(pid, bool) or not isinstance(pid, int):
+        return False
+    return lock.get("hostname") == hostname and not _pid_alive(pid)
+
+
+def _shown(lock: dict[str, Any], key: str) -> str:
+    """A lock field for a one-line message: printable and short, whatever the lock holds."""
+    text = str(lock.get(key))
+    return "".join(c if c.isprintable() else "?" for c in text[:80])
 
 
 class Lock:
@@ -84,9 +117,10 @@ class Lock:
             if self.exclusive or lock.get("exclusive"):
                 self.backend.delete(self.name)
                 raise RepositoryLocked(
-                    f"repository is locked by {lock.get('owner')} pid {lock.get('pid')} "
-                    f"({lock.get('operation')}, {'exclusive' if lock.get('exclusive') else 'shared'}) "
-                    f"since {lock.get('created')}"
+                    f"repository is locked by {_shown(lock, 'owner')} pid {_shown(lock, 'pid')} "
+                    f"({_shown(lock, 'operation')}, "
+                    f"{'exclusive' if lock.get('exclusive') else 'shared'}) "
+                    f"since {_shown(lock, 'created')}"
                 )
         self._thread = threading.Thread(target=self._refresh, daemon=True)
         self._thread.start()
@@ -110,13 +144,31 @@ class Lock:
         self.release()
 
 
-def list_locks(backend: Backend) -> list[tuple[str, dict]]:
+def read_lock(backend: Backend, name: str) -> dict[str, Any]:
+    """A lock object within the limits of format.md section 17, `exclusive` a boolean; raises
+    JsonObjectError (a ValueError) or ObjectNotFound."""
+    lock = load_json_object(read_capped(backend, name, "lock"), "lock")
+    if not isinstance(lock.get("exclusive"), bool):
+        raise JsonObjectError("lock: exclusive is not true or false")
+    return lock
+
+
+def unreadable_lock(reason: str) -> UnreadableLock:
+    """The stand-in for a lock that does not read."""
+    return UnreadableLock(problem=reason, owner=f"unreadable lock ({reason})", exclusive=False)
+
+
+def list_locks(backend: Backend) -> list[tuple[str, dict[str, Any]]]:
+    """Every lock under locks/ (names as the format has them), unreadable ones as
+    `unreadable_lock`."""
     out = []
     for name in backend.list("locks/"):
+        if not LOCK_NAME_RE.match(name):
+            continue
         try:
-            out.append((name, json.loads(backend.get(name))))
+            out.append((name, read_lock(backend, name)))
         except ObjectNotFound:
             continue
-        except ValueError:
-            out.append((name, {"expires": "", "owner": "unreadable lock"}))
+        except JsonObjectError as exc:
+            out.append((name, unreadable_lock(str(exc))))
     return out

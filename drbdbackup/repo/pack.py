@@ -7,12 +7,14 @@ blob area) before building entries, and each entry against the limits of format.
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import struct
 from dataclasses import dataclass
 
 import blake3
 
+from drbdbackup.repo.backend import Backend
 from drbdbackup.repo.blob import MAX_CHUNK_SIZE, entry_problem
 from drbdbackup.repo.crypto import TOC_AAD, OpenFailed, open_sealed, seal
 from drbdbackup.repo.tree import MAX_FANOUT
@@ -94,14 +96,18 @@ def toc_bounds(trailer: bytes, pack_size: int) -> tuple[int, int]:
     return toc_start, toc_len
 
 
-def split_pack(pack: bytes, enc_key: bytes | None) -> list[PackEntry]:
+def split_pack(
+    pack: bytes, enc_key: bytes | None, *, chunk_size: int = MAX_CHUNK_SIZE,
+    fanout: int = MAX_FANOUT,
+) -> list[PackEntry]:
     """Parse a whole pack's header and trailer and return its TOC entries, bounds-checked."""
     if len(pack) < HEADER_LEN + TRAILER.size or pack[:8] != MAGIC:
         raise PackFormatError("not a pack (bad header)")
     if pack[8] != VERSION:
         raise PackFormatError(f"unsupported pack version {pack[8]}")
     toc_start, toc_len = toc_bounds(pack[-TRAILER.size :], len(pack))
-    return parse_toc(pack[toc_start : toc_start + toc_len], enc_key, toc_start=toc_start)
+    return parse_toc(pack[toc_start : toc_start + toc_len], enc_key, toc_start=toc_start,
+                     chunk_size=chunk_size, fanout=fanout)
 
 
 class PackWriter:
@@ -148,3 +154,12 @@ class PackWriter:
 
 def pack_name(pack_id: str) -> str:
     return f"packs/{pack_id[:2]}/{pack_id}"
+
+
+PACK_NAME_RE = re.compile(r"^packs/([0-9a-f]{2})/(\1[0-9a-f]{62})$")
+
+
+def pack_ids(backend: Backend) -> set[str]:
+    """Ids of the objects under packs/ named as packs are (format.md section 6); other names
+    in a listing are never read or deleted."""
+    return {m.group(2) for n in backend.list("packs/") if (m := PACK_NAME_RE.match(n))}

@@ -6,10 +6,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from drbdbackup.errors import IntegrityError, UsageError
-from drbdbackup.repo.blob import BlobError, decode_blob
+from drbdbackup.repo.blob import BlobError, decode_blob, max_plain_length
 from drbdbackup.repo.blobwriter import staging_cleanup
 from drbdbackup.repo.crypto import ZERO_ID
-from drbdbackup.repo.pack import PackEntry, pack_name
+from drbdbackup.repo.pack import PackEntry, pack_ids, pack_name
 from drbdbackup.repo.records import GenerationRecord, record_name
 from drbdbackup.repo.repository import Repository
 from drbdbackup.repo.tree import walk_tree
@@ -62,6 +62,7 @@ def run_prune(
         raise UsageError("prune needs at least one of --keep-last/--keep-daily/--keep-weekly >= 1")
     report = PruneReport(dry_run=dry_run)
     repo.load_index()
+    _refuse_unreadable_index(repo)
     keep_records: list[GenerationRecord] = []
     for volume in repo.volumes():
         recs = [repo.read_record(volume, g) for g in repo.generation_ids(volume)]
@@ -93,9 +94,9 @@ def run_prune(
     new_entries = dict(plan.keep)
     new_entries.update(_repack(repo, plan.repack))
     old_files = list(repo.index.files)
-    new_file = repo.write_index_file(new_entries) if new_entries else None
+    new_files = set(repo.write_index_files(new_entries)) if new_entries else set()
     for name in old_files:
-        if name != new_file:
+        if name not in new_files:
             repo.backend.delete(name)
     for p in doomed:
         repo.backend.delete(pack_name(p))
@@ -104,6 +105,17 @@ def run_prune(
 
 
 REPACK_UNUSED_FRACTION = 0.10
+
+
+def _refuse_unreadable_index(repo: Repository) -> None:
+    """Prune rewrites the index from what it read: an unreadable index file may hold the only
+    reference to packs, which prune would then delete."""
+    if repo.index.unreadable:
+        raise IntegrityError(
+            f"prune stopped: {repo.unreadable_note()}; it may hold the only reference to packs "
+            "that prune would delete: run check, and move the file out of index/ only once every "
+            "generation checks clean"
+        )
 
 
 @dataclass
@@ -136,8 +148,7 @@ def _plan_packs(repo: Repository, referenced: set[bytes]) -> _PackPlan:
             keep[pack] = blobs
         else:
             repack[pack] = live
-    all_packs = {n.rsplit("/", 1)[-1] for n in repo.backend.list("packs/")}
-    return _PackPlan(all_packs, keep, repack)
+    return _PackPlan(pack_ids(repo.backend), keep, repack)
 
 
 def _repack(repo: Repository, repack: dict[str, list[PackEntry]]) -> dict[str, list[PackEntry]]:
@@ -150,7 +161,8 @@ def _repack(repo: Repository, repack: dict[str, list[PackEntry]]) -> dict[str, l
                 continue
             stored = repo.backend.get_range(pack_name(pack), e.offset, e.length)
             try:
-                plain = decode_blob(stored, e.id, repo.enc_key, e.plain_length)
+                limit = max_plain_length(e.kind, repo.chunk_size, repo.fanout)
+                plain = decode_blob(stored, e.id, repo.enc_key, e.plain_length, limit=limit)
                 if repo.hasher.id(plain) != e.id:
                     raise BlobError("content does not match id")
             except BlobError as exc:
@@ -168,10 +180,17 @@ def _referenced_blobs(repo: Repository, records: list[GenerationRecord]) -> set[
     out: set[bytes] = set()
     for rec in records:
         try:
-            for level, nid in walk_tree(bytes.fromhex(rec.root), rec.tree_height, repo.read_blob):
+            tree = walk_tree(bytes.fromhex(rec.root), rec.tree_height, repo.read_blob,
+                             fanout=repo.fanout)
+            listed = 0
+            for level, nid in tree:
                 out.add(nid)
                 if level == 0:
-                    out.update(repo.chunk_ids_of_leaf(nid))
+                    ids = repo.chunk_ids_of_leaf(nid)
+                    listed += len(ids)
+                    if listed > rec.chunk_count:  # a tree repeating subtrees (section 17)
+                        raise IntegrityError(f"tree lists more than {rec.chunk_count} chunks")
+                    out.update(ids)
         except (IntegrityError, ValueError) as exc:
             raise IntegrityError(
                 f"prune stopped: generation {rec.volume_id}/{rec.generation} is damaged ({exc}); "

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
+import logging
 import re
 import secrets
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from drbdbackup.errors import (
     IntegrityError,
@@ -20,10 +21,12 @@ from drbdbackup.errors import (
     WrongPassword,
 )
 from drbdbackup.repo.backend import Backend
-from drbdbackup.repo.blob import BlobError, decode_blob
+from drbdbackup.repo.blob import BlobError, decode_blob, max_plain_length
+from drbdbackup.repo.capped import read_capped
 from drbdbackup.repo.crypto import (
     GENERATION_AAD,
     INDEX_AAD,
+    ZERO_ID,
     Hasher,
     MasterKey,
     OpenFailed,
@@ -33,17 +36,21 @@ from drbdbackup.repo.crypto import (
     unwrap_master_key,
     wrap_master_key,
 )
-from drbdbackup.repo.index import Index, decode_index, encode_index
+from drbdbackup.repo.index import Index, decode_index, encode_index, split_index
 from drbdbackup.repo.pack import PackEntry, pack_name
 from drbdbackup.repo.records import (
     GENERATION_RE,
+    HEX64_RE,
+    VOLUME_ID_RE,
     GenerationRecord,
+    JsonObjectError,
     check_volume_id,
     iso,
+    load_json_object,
     now,
     record_name,
 )
-from drbdbackup.repo.tree import DEFAULT_FANOUT, decode_node, read_chunk_ids
+from drbdbackup.repo.tree import DEFAULT_FANOUT, MAX_FANOUT, decode_node, read_chunk_ids
 
 if TYPE_CHECKING:
     from drbdbackup.repo.blobwriter import BlobWriter
@@ -53,6 +60,9 @@ READABLE_FORMATS = (1, 2)
 MIN_CHUNK, MAX_CHUNK, DEFAULT_CHUNK = 64 << 10, 4 << 20, 1 << 20
 ENCRYPTIONS = ("none", "aes-256-gcm")
 QUARANTINE_RE = re.compile(r"^(?P<blob>[0-9a-f]{64})-(?P<pack>[0-9a-f]{64})$")  # format.md section 11
+INDEX_NAME_RE = re.compile(r"^index/[0-9a-f]{64}$")
+INDEX_SPLIT_BYTES = 64 << 20  # writers split index files here (format.md section 17)
+log = logging.getLogger("drbdbackup")
 
 
 def validate_chunk_size(size: int) -> int:
@@ -119,19 +129,12 @@ class Repository:
     @classmethod
     def open(cls, backend: Backend, passphrase: str | None = None) -> Repository:
         try:
-            raw = backend.get("config")
+            raw = read_capped(backend, "config", "config")
         except ObjectNotFound:
             raise NotARepository(f"{backend.location} is not a drbdbackup repository") from None
-        try:
-            config = json.loads(raw)
-            fmt = config["format"]
-        except (ValueError, KeyError, TypeError):
-            raise IntegrityError(f"repository config at {backend.location} is damaged") from None
-        if fmt not in READABLE_FORMATS:
-            raise UnsupportedFormat(
-                f"repository format {fmt!r} is not supported (this build reads formats "
-                f"{', '.join(map(str, READABLE_FORMATS))})"
-            )
+        except JsonObjectError as exc:
+            raise IntegrityError(f"repository config at {backend.location} is damaged: {exc}") from None
+        config = parse_config(raw, backend.location)
         master = None
         if config.get("encryption", "none") != "none":
             if not passphrase:
@@ -149,11 +152,28 @@ class Repository:
 
     # ---- index ----------------------------------------------------------------------------
 
-    def load_index(self) -> Index:
-        """Read every index file and every quarantine record."""
+    def load_index(self, *, warn: bool = False) -> Index:
+        """Read every index file and every quarantine record.
+
+        An index file that does not read (damaged, too large or deep, not named by its hash) is
+        a finding, not an error: it lands in `index.unreadable` with its reason (logged as a
+        warning with `warn`), and the blobs only it lists count as missing: a generation that
+        needs one fails naming the file, writers store such blobs again, and prune refuses to
+        run (it would drop the file's references)."""
         index = Index()
         for name in self.backend.list("index/"):
-            for pack_id, entries in self.read_index_file(name).items():
+            if not INDEX_NAME_RE.match(name):
+                continue  # not an index file's name (format.md section 2): never read
+            try:
+                packs = self.read_index_file(name)
+            except ObjectNotFound:
+                continue  # removed since the listing (a prune replaced it)
+            except IntegrityError as exc:
+                index.unreadable[name] = str(exc)
+                if warn:
+                    log.warning("%s; blobs only it lists count as missing", exc)
+                continue
+            for pack_id, entries in packs.items():
                 for e in entries:
                     index.add(pack_id, e)
             index.files.append(name)
@@ -165,21 +185,44 @@ class Repository:
         return index
 
     def read_index_file(self, name: str) -> dict[str, list[PackEntry]]:
-        raw = self.backend.get(name)
+        """One index file, bounded and checked against this repository's limits; raises
+        IntegrityError naming it when it is damaged."""
+        try:
+            raw = read_capped(self.backend, name, "index file", sealed=self.enc_key is not None)
+        except JsonObjectError as exc:
+            raise IntegrityError(f"index file {name} is unreadable: {exc}") from None
         if plain_hash(raw).hex() != name.rsplit("/", 1)[-1]:
-            raise IntegrityError(f"index file {name} does not match its name (damaged)")
+            raise IntegrityError(f"index file {name} is unreadable: it does not match its name")
         try:
             plain = raw if self.enc_key is None else open_sealed(self.enc_key, raw, INDEX_AAD)
-            return decode_index(plain)
-        except (OpenFailed, ValueError, KeyError, TypeError) as exc:
-            raise IntegrityError(f"index file {name} is damaged: {exc}") from None
+            return decode_index(plain, chunk_size=self.chunk_size, fanout=self.fanout)
+        except (OpenFailed, ValueError) as exc:
+            raise IntegrityError(f"index file {name} is unreadable: {exc}") from None
 
     def write_index_file(self, packs: dict[str, list[PackEntry]]) -> str:
+        """One index file listing `packs` (callers with many entries use write_index_files)."""
         plain = encode_index(packs)
         stored = plain if self.enc_key is None else seal(self.enc_key, plain, INDEX_AAD)
         name = f"index/{plain_hash(stored).hex()}"
         self.backend.put(name, stored)
         return name
+
+    def write_index_files(
+        self, packs: dict[str, list[PackEntry]], max_bytes: int | None = None
+    ) -> list[str]:
+        """Index files listing `packs`, each at most about `max_bytes` (by default
+        INDEX_SPLIT_BYTES) of plain JSON."""
+        parts = split_index(packs, max_bytes or INDEX_SPLIT_BYTES)
+        return [self.write_index_file(part) for part in parts]
+
+    def unreadable_note(self) -> str:
+        """'index file X is unreadable: why' (and how many more), for messages about missing
+        blobs; empty when every index file reads."""
+        if not self.index.unreadable:
+            return ""
+        name = min(self.index.unreadable)
+        more = len(self.index.unreadable) - 1
+        return self.index.unreadable[name] + (f" (and {more} more index file(s))" if more else "")
 
     # ---- blobs ----------------------------------------------------------------------------
 
@@ -187,12 +230,13 @@ class Repository:
         """Load, decode and verify a blob from its first good location."""
         locations = self.index.good_locations(blob_id)
         if not locations:
-            raise IntegrityError(f"blob {blob_id.hex()} is missing from the repository")
+            raise IntegrityError(self._missing(f"blob {blob_id.hex()}", blob_id))
         errors = []
         for loc in locations:
             try:
                 stored = self.backend.get_range(pack_name(loc.pack), loc.offset, loc.length)
-                data = decode_blob(stored, blob_id, self.enc_key, loc.plain_length)
+                limit = max_plain_length(loc.kind, self.chunk_size, self.fanout)
+                data = decode_blob(stored, blob_id, self.enc_key, loc.plain_length, limit=limit)
             except (BlobError, ObjectNotFound) as exc:
                 errors.append(f"pack {loc.pack}: {exc}")
                 continue
@@ -202,6 +246,13 @@ class Repository:
             return data
         raise IntegrityError(f"blob {blob_id.hex()} is damaged: {'; '.join(errors)}")
 
+    def _missing(self, what: str, blob_id: bytes) -> str:
+        """The one line for a blob without a good copy; it names the unreadable index files
+        when no readable one lists the blob (its data may depend on them)."""
+        if blob_id not in self.index.locations and self.index.unreadable:
+            return f"{what} is listed by no readable index file; {self.unreadable_note()}"
+        return f"{what} is missing from the repository"
+
     def writer(self) -> BlobWriter:
         from drbdbackup.repo.blobwriter import BlobWriter
 
@@ -210,7 +261,8 @@ class Repository:
     # ---- generations ----------------------------------------------------------------------
 
     def volumes(self) -> list[str]:
-        return sorted({n.split("/")[1] for n in self.backend.list("generations/") if n.count("/") == 2})
+        names = (n.split("/") for n in self.backend.list("generations/"))
+        return sorted({p[1] for p in names if len(p) == 3 and VOLUME_ID_RE.match(p[1])})
 
     def generation_ids(self, volume_id: str) -> list[str]:
         prefix = f"generations/{volume_id}/"
@@ -221,9 +273,11 @@ class Repository:
     def read_record(self, volume_id: str, generation: str) -> GenerationRecord:
         name = record_name(volume_id, generation)
         try:
-            raw = self.backend.get(name)
+            raw = read_capped(self.backend, name, "generation record", sealed=self.enc_key is not None)
         except ObjectNotFound:
             raise UnknownGeneration(f"no generation {generation} for volume {volume_id}") from None
+        except JsonObjectError as exc:
+            raise IntegrityError(f"generation record {name} is damaged: {exc}") from None
         try:
             plain = raw if self.enc_key is None else open_sealed(self.enc_key, raw, GENERATION_AAD)
             rec = GenerationRecord.from_json(plain)
@@ -231,6 +285,9 @@ class Repository:
             raise IntegrityError(f"generation record {name} is damaged: {exc}") from None
         if rec.repository_id != self.id or rec.volume_id != volume_id or rec.generation != generation:
             raise IntegrityError(f"generation record {name} does not belong here (ids mismatch)")
+        if rec.chunk_size != self.chunk_size:
+            raise IntegrityError(f"generation record {name} is damaged: chunk_size {rec.chunk_size} "
+                                 f"differs from the repository's {self.chunk_size}")
         return rec
 
     def write_record(self, rec: GenerationRecord) -> None:
@@ -260,33 +317,99 @@ class Repository:
             return None
 
     def chunk_ids(self, rec: GenerationRecord) -> list[bytes]:
-        """The generation's chunk-id list, read from its tree."""
+        """The generation's chunk-id list, read from its tree (at most `chunk_count` ids).
+
+        While an index file is unreadable, a generation with a chunk no readable index file
+        lists is refused naming that file: its data may depend on it."""
+        label = f"{rec.volume_id}/{rec.generation}"
         try:
-            ids = read_chunk_ids(bytes.fromhex(rec.root), rec.tree_height, self.read_blob)
+            ids = read_chunk_ids(bytes.fromhex(rec.root), rec.tree_height, self.read_blob,
+                                 fanout=self.fanout, chunk_count=rec.chunk_count)
         except ValueError as exc:
-            raise IntegrityError(
-                f"tree of {rec.volume_id}/{rec.generation} is damaged: {exc}"
-            ) from None
+            raise IntegrityError(f"tree of {label} is damaged: {exc}") from None
         if len(ids) != rec.chunk_count:
             raise IntegrityError(
-                f"tree of {rec.volume_id}/{rec.generation} lists {len(ids)} chunks, record says {rec.chunk_count}"
+                f"tree of {label} lists {len(ids)} chunks, record says {rec.chunk_count}"
             )
+        if self.index.unreadable:
+            self._refuse_unlisted(ids, rec, label)
         return ids
 
+    def _refuse_unlisted(self, ids: list[bytes], rec: GenerationRecord, label: str) -> None:
+        known = self.index.locations
+        unlisted = [i for i, cid in enumerate(ids) if cid != ZERO_ID and cid not in known]
+        if unlisted:
+            raise IntegrityError(
+                f"{len(unlisted)} chunk(s) of {label} are listed by no readable index file, "
+                f"first at byte offset {unlisted[0] * rec.chunk_size}; {self.unreadable_note()}"
+            )
+
     def chunk_ids_of_leaf(self, node_id: bytes) -> list[bytes]:
-        level, ids = decode_node(self.read_blob(node_id))
+        try:
+            level, ids = decode_node(self.read_blob(node_id), self.fanout)
+        except ValueError as exc:
+            raise IntegrityError(f"tree node {node_id.hex()} is damaged: {exc}") from None
         if level != 0:
             raise IntegrityError(f"tree node {node_id.hex()} is not a leaf")
         return ids
+
+
+def parse_config(raw: bytes, location: str) -> dict[str, Any]:
+    """The config's JSON, bounded and typed (format.md sections 3 and 17); an unknown format
+    is UnsupportedFormat, anything else malformed IntegrityError."""
+    try:
+        config = load_json_object(raw, "config")
+    except JsonObjectError as exc:
+        raise IntegrityError(f"repository config at {location} is damaged: {exc}") from None
+    fmt = config.get("format")
+    if isinstance(fmt, bool) or fmt not in READABLE_FORMATS:
+        raise UnsupportedFormat(
+            f"repository format {fmt!r} is not supported (this build reads formats "
+            f"{', '.join(map(str, READABLE_FORMATS))})"
+        )
+    problem = _config_problem(config)
+    if problem:
+        raise IntegrityError(f"repository config at {location} is damaged: {problem}")
+    for key, value in (("hash", "blake3"), ("compression", "zstd")):
+        if config.get(key, value) != value:
+            raise UnsupportedFormat(f"repository {key} {config.get(key)!r} is not supported")
+    return config
+
+
+def _int_in(value: object, low: int, high: int) -> bool:
+    """An int (not a bool) in [low, high]."""
+    return isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
+
+
+def _config_problem(config: dict[str, Any]) -> str | None:
+    """Why the config's fields are unusable, or None."""
+    rid = config.get("repository_id")
+    cs: Any = config.get("chunk_size")
+    fanout: Any = config.get("tree_fanout", DEFAULT_FANOUT)
+    if not isinstance(rid, str) or not HEX64_RE.match(rid):
+        return "repository_id is not 64 hex digits"
+    if not _int_in(cs, MIN_CHUNK, MAX_CHUNK) or cs & (cs - 1):
+        return f"chunk_size {str(cs)[:40]} is not a power of two from 64KiB to 4MiB"
+    if not _int_in(fanout, 2, MAX_FANOUT):
+        return f"tree_fanout {str(fanout)[:40]} is outside [2, {MAX_FANOUT}] (the reader limit)"
+    if config.get("encryption", "none") not in ENCRYPTIONS:
+        return f"unknown encryption {config.get('encryption')!r}"
+    return None
 
 
 def _open_any_key(backend: Backend, passphrase: str) -> MasterKey:
     names = backend.list("keys/")
     if not names:
         raise IntegrityError("repository is encrypted but has no key files")
+    damaged: list[str] = []
     for name in names:
         try:
-            return unwrap_master_key(json.loads(backend.get(name)), passphrase)
-        except (OpenFailed, ValueError, KeyError, TypeError):
+            return unwrap_master_key(read_capped(backend, name, "key file"), passphrase)
+        except OpenFailed:
             continue
-    raise WrongPassword("wrong passphrase: no key file of this repository opens with it")
+        except ValueError as exc:  # too large, too deep, malformed, absurd scrypt parameters
+            damaged.append(f"{name}: {exc}")
+        except ObjectNotFound:
+            continue
+    why = f" ({len(damaged)} key file(s) damaged, first {damaged[0]})" if damaged else ""
+    raise WrongPassword(f"wrong passphrase: no key file of this repository opens with it{why}")
