@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -14,7 +15,16 @@ import linstor
 from linstor.errors import LinstorError, LinstorNetworkError, LinstorTimeoutError
 
 from drbdbackup.errors import EnvironmentFailure, UsageError
-from drbdbackup.linstor.model import DefinitionInfo, NodeInfo, Replica, SnapshotInfo
+from drbdbackup.linstor.model import (
+    DefinitionInfo,
+    NodeInfo,
+    Replica,
+    ReplyError,
+    SnapshotInfo,
+    safe_backing_object,
+    safe_name,
+    size_value,
+)
 
 
 class ControllerError(EnvironmentFailure):
@@ -41,6 +51,21 @@ def _check(replies: list[Any], what: str) -> None:
     for r in replies or []:
         if isinstance(r, linstor.ApiCallResponse) and r.is_error():
             raise ControllerError(f"{what}: controller said: {r.message}")
+
+
+@contextmanager
+def _reply(what: str) -> Iterator[None]:
+    """Reading a reply: a missing field, a value of the wrong type, a negative size or an unsafe
+    name (model.ReplyError) becomes one ControllerError, never an internal error."""
+    try:
+        yield
+    except ReplyError as exc:
+        raise ControllerError(f"{what}: the controller's reply is refused: {exc}") from None
+    except KeyError as exc:
+        raise ControllerError(f"{what}: the controller's reply lacks field {exc}") from None
+    except (TypeError, ValueError, AttributeError) as exc:
+        detail = str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__
+        raise ControllerError(f"{what}: the controller's reply is malformed: {detail}") from None
 
 
 @dataclass(frozen=True)
@@ -144,10 +169,11 @@ class Controller:
             query_volume_definitions=False, filter_by_resource_definitions=[rsc],
         )
         _check(replies, "resource definition list")
-        for resp in replies:
-            for rd in getattr(resp, "resource_definitions", []):
-                if rd.name == rsc:
-                    return str(rd.uuid)
+        with _reply("resource definition list"):
+            for resp in replies:
+                for rd in getattr(resp, "resource_definitions", []):
+                    if rd.name == rsc:
+                        return str(rd.uuid)
         raise UnknownResource(f"resource {rsc} does not exist on the LINSTOR controller")
 
     def resource_groups(self) -> dict[str, dict[str, str]]:
@@ -159,7 +185,8 @@ class Controller:
             if "HTTP-Status(404)" in str(exc):
                 return {}
             raise
-        return {g.name: dict(g.properties or {}) for g in getattr(resp, "resource_groups", [])}
+        with _reply("resource group list"):
+            return {g.name: dict(g.properties or {}) for g in getattr(resp, "resource_groups", [])}
 
     def resource_definitions(self, rscs: list[str] | None = None, *,
                              volumes: bool = False) -> list[DefinitionInfo]:
@@ -168,26 +195,28 @@ class Controller:
         replies = self._call("resource definition list", self.api.resource_dfn_list,
                              query_volume_definitions=volumes, filter_by_resource_definitions=rscs)
         _check(replies, "resource definition list")
-        return [
-            DefinitionInfo(rd.name, str(rd.uuid), str(rd.resource_group_name or ""),
-                           dict(rd.properties or {}),
-                           tuple((int(vd.number), int(vd.size)) for vd in rd.volume_definitions)
-                           if volumes else ())
-            for resp in replies
-            for rd in getattr(resp, "resource_definitions", [])
-            if rscs is None or rd.name in rscs
-        ]
+        with _reply("resource definition list"):
+            return [
+                DefinitionInfo(rd.name, str(rd.uuid), str(rd.resource_group_name or ""),
+                               dict(rd.properties or {}),
+                               tuple((vd.number, vd.size) for vd in rd.volume_definitions)
+                               if volumes else ())
+                for resp in replies
+                for rd in getattr(resp, "resource_definitions", [])
+                if rscs is None or rd.name in rscs
+            ]
 
     def nodes(self) -> list[NodeInfo]:
         """Every satellite with its connection status and interface addresses (one API call)."""
         replies = self._call("node list", self.api.node_list)
         _check(replies, "node list")
-        return [
-            NodeInfo(n.name, str(n.connection_status or ""),
-                     tuple(str(i.address) for i in (n.net_interfaces or []) if i.address))
-            for resp in replies
-            for n in getattr(resp, "nodes", [])
-        ]
+        with _reply("node list"):
+            return [
+                NodeInfo(n.name, str(n.connection_status or ""),
+                         tuple(str(i.address) for i in (n.net_interfaces or []) if i.address))
+                for resp in replies
+                for n in getattr(resp, "nodes", [])
+            ]
 
     def replicas(self, rsc: str) -> list[Replica]:
         """The volumes of one resource on every node."""
@@ -200,6 +229,11 @@ class Controller:
     def _replicas(self, rscs: list[str] | None) -> dict[str, list[Replica]]:
         replies = self._call("volume list", self.api.volume_list, filter_by_resources=rscs)
         _check(replies, "volume list")
+        with _reply("volume list"):
+            return self._replicas_of(replies, rscs)
+
+    @staticmethod
+    def _replicas_of(replies: list[Any], rscs: list[str] | None) -> dict[str, list[Replica]]:
         out: dict[str, list[Replica]] = {}
         for resp in replies:
             for res in getattr(resp, "resources", []):
@@ -218,7 +252,7 @@ class Controller:
                             provider_kind=kind,
                             device_path=vol.device_path,
                             backing_device=drbd.backing_device if drbd is not None else None,
-                            usable_bytes=int(usable_kib or 0) * 1024,
+                            usable_bytes=size_value("usable size (KiB)", usable_kib or 0) * 1024,
                             disk_state=str(vol.state.disk_state or ""),
                             diskless=diskless_rsc or kind == "DISKLESS",
                             volume_uuid=str(vol.uuid or ""),
@@ -232,41 +266,38 @@ class Controller:
             filter_by_nodes=[node], filter_by_stor_pools=[pool],
         )
         _check(replies, "storage pool list")
-        for resp in replies:
-            for sp in getattr(resp, "storage_pools", []):
-                if sp.name == pool and sp.node_name == node:
-                    props = sp.properties
-                    for key in ("StorDriver/StorPoolName", "StorDriver/FileDir",
-                                "StorDriver/LvmVg", "StorDriver/ThinPool", "StorDriver/ZPool",
-                                "StorDriver/ZPoolThin"):
-                        if props.get(key):
-                            return str(props[key])
-                    raise ControllerError(f"storage pool {pool} on {node} has no backing object property")
+        with _reply("storage pool list"):
+            for resp in replies:
+                for sp in getattr(resp, "storage_pools", []):
+                    if sp.name == pool and sp.node_name == node:
+                        return _backing_object(sp.properties, pool, node)
         raise UnknownResource(f"storage pool {pool} does not exist on node {node}")
 
     def snapshot_names(self, rsc: str) -> list[str]:
         replies = self._call("snapshot list", self.api.snapshot_dfn_list, filter_by_resources=[rsc])
         _check(replies, "snapshot list")
-        return sorted(
-            sd.name
-            for resp in replies
-            for sd in getattr(resp, "snapshots", [])
-            if sd.resource_name == rsc
-        )
+        with _reply("snapshot list"):
+            return sorted(
+                safe_name("snapshot name", sd.name)
+                for resp in replies
+                for sd in getattr(resp, "snapshots", [])
+                if sd.resource_name == rsc
+            )
 
     def snapshot(self, rsc: str, name: str) -> SnapshotInfo | None:
         replies = self._call("snapshot list", self.api.snapshot_dfn_list, filter_by_resources=[rsc])
         _check(replies, "snapshot list")
-        for resp in replies:
-            for sd in getattr(resp, "snapshots", []):
-                if sd.resource_name == rsc and sd.name == name:
-                    return SnapshotInfo(
-                        name=sd.name,
-                        resource=rsc,
-                        uuid=str(sd.uuid),
-                        flags=list(sd.flags),
-                        node_uuids={s.node_name: str(s.uuid) for s in sd.snapshots},
-                    )
+        with _reply("snapshot list"):
+            for resp in replies:
+                for sd in getattr(resp, "snapshots", []):
+                    if sd.resource_name == rsc and sd.name == name:
+                        return SnapshotInfo(
+                            name=sd.name,
+                            resource=rsc,
+                            uuid=str(sd.uuid),
+                            flags=list(sd.flags),
+                            node_uuids={s.node_name: str(s.uuid) for s in sd.snapshots},
+                        )
         return None
 
     # ---- changes --------------------------------------------------------------------------
@@ -326,6 +357,18 @@ class Controller:
         except UnknownResource:
             return False
         return True
+
+
+BACKING_KEYS = ("StorDriver/StorPoolName", "StorDriver/FileDir", "StorDriver/LvmVg",
+                "StorDriver/ThinPool", "StorDriver/ZPool", "StorDriver/ZPoolThin")
+
+
+def _backing_object(props: dict[str, Any], pool: str, node: str) -> str:
+    """The pool property naming its backing object (snapshot paths are derived from it)."""
+    for key in BACKING_KEYS:
+        if props.get(key):
+            return safe_backing_object(f"storage pool {pool} on {node}: {key}", props[key])
+    raise ControllerError(f"storage pool {pool} on {node} has no backing object property")
 
 
 def _short(exc: BaseException) -> str:
