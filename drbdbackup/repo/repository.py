@@ -61,6 +61,7 @@ MIN_CHUNK, MAX_CHUNK, DEFAULT_CHUNK = 64 << 10, 4 << 20, 1 << 20
 ENCRYPTIONS = ("none", "aes-256-gcm")
 QUARANTINE_RE = re.compile(r"^(?P<blob>[0-9a-f]{64})-(?P<pack>[0-9a-f]{64})$")  # format.md section 11
 INDEX_NAME_RE = re.compile(r"^index/[0-9a-f]{64}$")
+KEY_NAME_RE = re.compile(r"^keys/[0-9a-f]{32}$")
 INDEX_SPLIT_BYTES = 64 << 20  # writers split index files here (format.md section 17)
 log = logging.getLogger("drbdbackup")
 
@@ -398,7 +399,7 @@ def _config_problem(config: dict[str, Any]) -> str | None:
 
 
 def _open_any_key(backend: Backend, passphrase: str) -> MasterKey:
-    names = backend.list("keys/")
+    names = [n for n in backend.list("keys/") if KEY_NAME_RE.match(n)]
     if not names:
         raise IntegrityError("repository is encrypted but has no key files")
     damaged: list[str] = []

@@ -114,7 +114,13 @@ def test_a_damaged_key_file_beside_a_good_one_does_not_matter(encrypted: MemoryB
     b = _copy(encrypted)
     b.put("keys/00" + "0" * 30, nested_arrays())
     b.put("keys/ff" + "0" * 30, b'{"kdf": "scrypt", "n": 1048576, "r": 32, "p": 16}')
+    b.put("keys/README", b"{" + b" " * (1 << 20) + b"}")  # not a key file's name: never read
     assert Repository.open(b, PW).master is not None
+    for name in b.list("keys/"):
+        if name != "keys/README":
+            b.delete(name)
+    with pytest.raises(IntegrityError, match="no key files"):
+        Repository.open(b, PW)
 
 
 def test_only_damaged_key_files_say_so(encrypted: MemoryBackend) -> None:
