@@ -12,6 +12,7 @@ import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import blake3
 import pytest
 
 from drbdbackup.errors import (
@@ -345,3 +346,24 @@ def test_a_locked_message_is_one_printable_line() -> None:
     with pytest.raises(RepositoryLocked) as info:
         Lock(b, exclusive=False, operation="backup").acquire()
     assert "\n" not in str(info.value) and len(str(info.value)) < 400
+
+
+def test_encrypted_repository_with_a_garbage_index(tmp_path: Path) -> None:
+    b = MemoryBackend()
+    Repository.init(b, encryption="aes-256-gcm", passphrase=PW, chunk_size=64 << 10)
+    disk = tmp_path / "disk.img"
+    disk.write_bytes(os.urandom(300 << 10))
+    ref = RepositoryRef.of(b, PW)
+    back_up_file(ref, FileBackup(str(disk), "v"), BackupOptions())
+    (real,) = b.list("index/")
+    garbage = nested_arrays()
+    name = f"index/{blake3.blake3(garbage).hexdigest()}"
+    b.put(name, garbage)
+    repo = Repository.open(b, PW)
+    assert [r["status"] for r in list_generations(repo)] == ["ok"]
+    assert list(repo.index.unreadable) == [name]
+    b.delete(real)
+    (row,) = list_generations(repo)
+    assert row["status"] == "damaged" and name in row["problem"]
+    with pytest.raises(IntegrityError, match=name):
+        run_prune(repo, keep_last=1)
