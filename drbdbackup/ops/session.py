@@ -74,11 +74,16 @@ def audit_entry(backend: Backend, event: str, details: dict[str, Any]) -> None:
     audit_writer.append(backend, event, details)
 
 
+def _printable(value: object) -> str:
+    """A lock field as one safe line (a hostile lock may hold newlines or control bytes)."""
+    return "".join(c if c.isprintable() else "?" for c in str(value))[:200]
+
+
 def _report_stale(backend: Backend, lock: Lock) -> None:
     for name, held in lock.stale_removed:
-        log.warning("removing stale lock %s of %s pid %s (%s), created %s, expires %s", name,
-                    held.get("owner"), held.get("pid"), held.get("operation"), held.get("created"),
-                    held.get("expires"))
+        fields = [_printable(held.get(k)) for k in ("owner", "pid", "operation", "created", "expires")]
+        log.warning("removing stale lock %s of %s pid %s (%s), created %s, expires %s",
+                    _printable(name), *fields)
         try:
             audit_writer.append(backend, "lock", {"removed_stale_lock": name, "lock": held})
         except Exception as exc:  # noqa: BLE001 - reporting must not block the job
