@@ -8,37 +8,57 @@ The winner backs the resource up on its own node, with the snapshot named after 
 fencing commit right before each generation record; a failure releases the claim at once so the
 next node can take it. Agents never talk to each other directly. Polling every half heartbeat
 makes takeovers happen within L + h + rank x d while the controller and repository answer.
+
+The controller is asked for its inventory once per cycle (the policy's selection) and then only
+while some key of the cycle is claimable (at most once per heartbeat interval), so an agent
+makes a handful of LINSTOR API calls per cycle. A cycle that cannot be planned (controller or
+repository away) is skipped with its reason, logged and recorded as a failed job once per
+cycle, and planned again at the next poll. After each cycle the agent publishes its state to
+the controller's key-value store (`cluster_report`; display only).
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import threading
 import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
 from typing import Any, TypeVar
-from zoneinfo import ZoneInfo
 
-from drbdbackup.cluster.agent import ClusterSettings
-from drbdbackup.cluster.claims import Disposition, Step
+from drbdbackup.cluster.agent import Clocks, ClusterSettings
+from drbdbackup.cluster.claims import Step
 from drbdbackup.cluster.coordinator import Claim, Coordinator
-from drbdbackup.cluster.cycle import CronSlots, PeriodicSlots, Schedule
+from drbdbackup.cluster.cycle import Schedule
 from drbdbackup.cluster.errors import DuplicateAgent, Fenced
 from drbdbackup.cluster.names import ClusterKey
-from drbdbackup.cluster.ranking import Candidate
 from drbdbackup.cluster.slots import SnapshotSlots
-from drbdbackup.errors import describe
+from drbdbackup.errors import EnvironmentFailure, RepositoryLocked, describe
+from drbdbackup.linstor.client import ControllerSettings
 from drbdbackup.linstor.identity import resolve_node
 from drbdbackup.linstor.inventory import Inventory, take_inventory
-from drbdbackup.linstor.placement import UP_TO_DATE
 from drbdbackup.linstor.selection import select
 from drbdbackup.ops.backup import BackupOptions, BackupResult, ReadOptions
 from drbdbackup.ops.backup_linstor import LinstorBackup, back_up_resources
+from drbdbackup.service.cluster_guard import Retries, SnapshotGuard, exclusive_lock
+from drbdbackup.service.cluster_plan import (
+    Inventories,
+    Work,
+    candidates,
+    schedule_of,
+)
+from drbdbackup.service.cluster_report import (
+    TEST_CLOCK_OFFSET_ENV,
+    AgentState,
+    ApiCounter,
+    Skips,
+    clock_offset_for_tests,
+    publish,
+    publish_loop,
+)
 from drbdbackup.service.config import Policy, Settings
-from drbdbackup.service.cron import parse_cron
 from drbdbackup.service.jobs import JobContext
 from drbdbackup.service.store import JobStore
 
@@ -47,43 +67,11 @@ T = TypeVar("T")
 PRUNE_EVERY_BEATS = 50
 
 
-def schedule_of(policy: Policy, tz: str) -> Schedule | None:
-    """The policy's slots: `every_s` (seconds) or its cron `schedule` (in the service's zone)."""
-    if policy.every_s:
-        return PeriodicSlots(policy.every_s)
-    if not policy.schedule:
-        return None
-    cron, zone = parse_cron(policy.schedule), ZoneInfo(tz)
-    return CronSlots(lambda t: cron.next_after(t.astimezone(zone)))
-
-
-def candidates(inv: Inventory, rscs: list[str], alive: Callable[[str], bool]) -> list[Candidate]:
-    """Nodes holding a diskful replica of every volume of `rscs`, with their eligibility."""
-    online = {n.name: n.online for n in inv.nodes}
-    per_node: dict[str, list[bool]] = {}
-    for rsc in rscs:
-        for rep in inv.replicas.get(rsc, []):
-            if not rep.diskless:
-                per_node.setdefault(rep.node, []).append(rep.disk_state == UP_TO_DATE)
-    return [Candidate(node, all(states), online.get(node, False), alive(node))
-            for node, states in sorted(per_node.items())]
-
-
-@dataclass
-class _Work:
-    """One key of one cycle, as the planner hands it to a backup."""
-
-    policy: Policy
-    key: ClusterKey
-    resources: list[str]
-    cycle: int
-    reason: str
-
-
 class ClusterAgent:
     """Heartbeats, and per LINSTOR policy a loop that claims and backs up this node's share."""
 
     def __init__(self, settings: Settings, ctx: JobContext, store: JobStore) -> None:
+        assert settings.cluster is not None
         self.settings = settings
         self.ctx = ctx
         self.store = store
@@ -96,7 +84,18 @@ class ClusterAgent:
         self._slots = asyncio.Semaphore(settings.service.max_jobs_per_node)
         self.stopping = False
         self.fatal: str | None = None
-        self.skipped: dict[str, str] = {}  # policy -> why its current cycle is not being worked
+        self.api_calls = ApiCounter()
+        self.state = AgentState()
+        self._inventories = Inventories(self._take_inventory, settings.cluster.heartbeat_s)
+        self._plans: dict[str, tuple[int, list[tuple[ClusterKey, list[str], str]]]] = {}
+        self._skips = Skips(store, self.state)
+        self._guard = SnapshotGuard(self._coord, self._inventories, ctx.repo.open,
+                                    settings.linstor.cluster)
+        self._observed_at = 0.0  # monotonic time of our last completed heartbeat round
+        self._beat_error: str | None = None  # why the last heartbeat round failed
+        c = settings.cluster
+        self._retries = Retries(max(c.rank_delay_s, c.heartbeat_s), c.lease_s)
+        self._locked: str | None = None  # a backup met a lock: look before claiming again
 
     # ---- lifecycle ----------------------------------------------------------------------
 
@@ -107,10 +106,21 @@ class ClusterAgent:
         repo = await asyncio.to_thread(self.ctx.repo.open)
         cs = ClusterSettings(heartbeat_s=c.heartbeat_s, liveness_s=c.lease_s,
                              rank_step_s=c.rank_delay_s, keep_cycles=c.keep_cycles)
-        self.coordinator = Coordinator(repo.backend, self.node, repo.id, cs)
+        offset = clock_offset_for_tests()
+        if offset:
+            log.warning("test-only clock offset %+.1f s (%s) in effect", offset,
+                        TEST_CLOCK_OFFSET_ENV)
+        self.coordinator = Coordinator(repo.backend, self.node, repo.id, cs,
+                                       clocks=Clocks(wall_offset_s=offset))
         await asyncio.to_thread(self.coordinator.start)
+        self._observed_at = time.monotonic()
+        self.state.node, self.state.instance = self.node, self.coordinator.instance
+        self._skips.node = self.node
         log.info("cluster agent of node %s (instance %s)", self.node, self.coordinator.instance)
         self._tasks.append(asyncio.create_task(self._heartbeats(), name="heartbeat"))
+        self._tasks.append(asyncio.create_task(
+            publish_loop(self.state, c.heartbeat_s, lambda: bool(self._backups), self._publish),
+            name="publish"))
         for p in self.settings.policy:
             if p.selects_linstor and schedule_of(p, self.settings.service.timezone) is not None:
                 self._tasks.append(asyncio.create_task(self._policy_loop(p), name=f"cycle-{p.name}"))
@@ -123,9 +133,18 @@ class ClusterAgent:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await asyncio.gather(*self._backups, return_exceptions=True)
 
+    def controller(self) -> ControllerSettings:
+        """The service's controller settings, every call counted (`api_calls`)."""
+        base = self.ctx.controller()
+        return dataclasses.replace(base, before_call=self.api_calls.counting(base.before_call))
+
     def _resolve_node(self, configured: str) -> str:
-        with self.ctx.controller().connect() as ctl:
+        with self.controller().connect() as ctl:
             return resolve_node(ctl.nodes(), configured)
+
+    def _take_inventory(self) -> Inventory:
+        with self.controller().connect() as ctl:
+            return take_inventory(ctl)
 
     def _snapshot_slot(self) -> AbstractContextManager[object]:
         """One of the cluster-wide snapshot-creation slots ([cluster] max_snapshot_creations)."""
@@ -148,11 +167,31 @@ class ClusterAgent:
         cands = candidates(inv, rscs, self._alive)
         return self._coord(lambda c: c.rank(key, cycle, cands)).rank_of(self.node)
 
-    def _try_claim(self, w: _Work, rank: int) -> Claim | None:
+    def _try_claim(self, w: Work, rank: int) -> Claim | None:
         return self._coord(lambda c: c.try_claim(w.key, w.cycle, rank))
+
+    def _observing(self) -> bool:
+        """Whether our view of the other agents is recent. After this process was stopped
+        (SIGSTOP, a paused VM) every other agent looks dead until the next heartbeat round:
+        judging then would take live agents' claims over (safe, but wasted work)."""
+        c = self.settings.cluster
+        assert c is not None
+        return time.monotonic() - self._observed_at <= min(3 * c.heartbeat_s, c.lease_s / 2)
 
     def _claimable(self, key: ClusterKey, cycle: int) -> bool:
         return self._coord(lambda c: c.cycle_state(key, cycle)).step is Step.CLAIMABLE
+
+    def _earlier_run(self, key: ClusterKey, cycle: int) -> str | None:
+        """The node of a live agent still holding the key's previous cycle (uncommitted):
+        claiming this cycle now would run two backups of one volume at once and write their
+        generations out of order. A dead holder's cycle blocks nothing."""
+        def look(c: Coordinator) -> str | None:
+            earlier = [e.cycle for e in c.store.claim_entries(key) if e.cycle < cycle]
+            if not earlier:
+                return None
+            d = c.cycle_state(key, max(earlier))
+            return d.holder.node if d.step is Step.HELD and d.holder is not None else None
+        return self._coord(look)
 
     # ---- loops --------------------------------------------------------------------------
 
@@ -164,16 +203,33 @@ class ClusterAgent:
             beats += 1
             try:
                 await asyncio.to_thread(self._coord, lambda c: c.heartbeat())
+                if self._beat_error:
+                    log.info("heartbeats work again")
+                self._observed_at, self._beat_error = time.monotonic(), None
                 if beats % PRUNE_EVERY_BEATS == 0:  # old cycles' objects; any agent may
                     await asyncio.to_thread(self._coord, lambda c: c.prune())
             except DuplicateAgent as exc:
                 self.fatal = str(exc)
+                self.state.stop(self.fatal)
                 log.error("%s: this agent stops claiming", exc)
                 self.stopping = True
                 return
             except Exception as exc:  # noqa: BLE001 - the repository may be away; keep trying
-                log.warning("heartbeat failed: %s", describe(exc)[1])
+                why = describe(exc)[1]
+                if why != self._beat_error:  # once per reason, not every h
+                    log.warning("heartbeat failed: %s", why)
+                self._beat_error = why
             await asyncio.sleep(h)
+
+    def _publish(self) -> None:
+        assert self.coordinator is not None
+        body = self.state.body(self.coordinator.clocks.iso_now())
+        try:
+            with self.controller().connect() as ctl:
+                publish(ctl, self.node, body)
+        except BaseException:
+            self.state.dirty = True
+            raise
 
     async def _policy_loop(self, policy: Policy) -> None:
         assert self.settings.cluster is not None
@@ -182,8 +238,10 @@ class ClusterAgent:
         assert schedule is not None
         while not self.stopping:
             try:
+                fetches = self._inventories.fetches
                 work = await asyncio.to_thread(self._plan, policy, schedule)
-                self.skipped.pop(policy.name, None)
+                if self._inventories.fetches > fetches:  # the controller answered again
+                    self._skips.cleared(policy.name)
                 for w in work:
                     if w.key not in self._busy and not self.stopping:
                         self._busy.add(w.key)
@@ -191,41 +249,72 @@ class ClusterAgent:
                         self._backups.add(task)
                         task.add_done_callback(self._backups.discard)
             except Exception as exc:  # noqa: BLE001 - an outage: skip, say why, retry at once
-                why = describe(exc)[1]
-                if self.skipped.get(policy.name) != why:
-                    log.warning("policy %s: cycle skipped: %s", policy.name, why)
-                self.skipped[policy.name] = why
+                cycle = await asyncio.to_thread(self._coord, lambda c: c.current_cycle(schedule))
+                await self._skips.note(policy.name, cycle, exc)
             await asyncio.sleep(poll)
 
     # ---- one cycle ----------------------------------------------------------------------
 
-    def _plan(self, policy: Policy, schedule: Schedule) -> list[_Work]:
+    def _plan(self, policy: Policy, schedule: Schedule) -> list[Work]:
         """The keys of `policy` this agent should claim now (blocking)."""
         cycle = self._coord(lambda c: c.current_cycle(schedule))
         if cycle is None:
             return []
-        with self.ctx.controller().connect() as ctl:
-            inv = take_inventory(ctl)
+        if not self._observing():
+            if self._beat_error:  # the repository is away: a skipped cycle, with its reason
+                raise EnvironmentFailure(f"no heartbeat round: {self._beat_error}")
+            return []
+        self._note_cycle(cycle)
+        batches = [b for b in self._batches(policy, cycle) if b[0] not in self._busy
+                   and self._retries.ready(b[0], cycle) and self._claimable(b[0], cycle)
+                   and self._earlier_run(b[0], cycle) is None]
+        if not batches:
+            return []
+        if self._locked is not None:  # claim nothing while a manual prune holds the repository
+            held = self._coord(lambda c: exclusive_lock(c.store.backend))
+            if held:
+                raise RepositoryLocked(held)
+            self._locked = None
+        inv = self._inventories.get()
+        return [Work(policy, key, rscs, cycle, why) for key, rscs, why in batches
+                if self._rank(key, cycle, inv, rscs) is not None]
+
+    def _note_cycle(self, cycle: int) -> None:
+        if self.state.new_cycle(cycle, self.api_calls.take):
+            self._retries.forget_before(cycle)
+            calls = self.state.api_calls_last_cycle
+            if calls is not None:
+                log.info("cycle %d begins; %d LINSTOR API calls during the previous one",
+                         cycle, calls)
+
+    def _batches(self, policy: Policy, cycle: int) -> list[tuple[ClusterKey, list[str], str]]:
+        """The policy's keys for `cycle`: selected once per cycle, on a fresh inventory."""
+        cached = self._plans.get(policy.name)
+        if cached is not None and cached[0] == cycle:
+            return cached[1]
+        inv = self._inventories.get(max_age_s=0)
         rules = [p.selection_rule() for p in self.settings.policy if p.selects_linstor]
         chosen = select(inv.resources, rules, set(inv.groups)).chosen.get(policy.name, [])
         why = {c.resource: c.reason for c in chosen}
         names = sorted(why)
-        batches = ([(ClusterKey.group(policy.name), names)] if policy.consistency_group and names
-                   else [(ClusterKey.resource(r), [r]) for r in names])
-        out = []
-        for key, rscs in batches:
-            if not self._claimable(key, cycle) or self._rank(key, cycle, inv, rscs) is None:
-                continue
-            out.append(_Work(policy, key, rscs, cycle, "; ".join(dict.fromkeys(why[r] for r in rscs))))
-        return out
+        keys = ([(ClusterKey.group(policy.name), names)] if policy.consistency_group and names
+                else [(ClusterKey.resource(r), [r]) for r in names])
+        batches = [(key, rscs, "; ".join(dict.fromkeys(why[r] for r in rscs)))
+                   for key, rscs in keys]
+        self._plans[policy.name] = (cycle, batches)
+        return batches
 
-    async def _run(self, w: _Work) -> None:
+    async def _run(self, w: Work) -> None:
         """Claim first (rank order keeps a volume on its node: native maps stay valid), then
         wait for one of this node's job slots, back up, commit or release."""
         try:
             if self.stopping:
                 return
-            claim = await asyncio.to_thread(self._claim, w)
+            try:
+                claim = await asyncio.to_thread(self._claim, w)
+            except Exception as exc:  # noqa: BLE001 - nothing claimed; the planner retries
+                log.warning("%s cycle %d: could not claim: %s", w.key, w.cycle, describe(exc)[1])
+                return
             if claim is None:
                 return
             job_id = await self.store.add(w.policy.name, "backup", f"{w.key} cycle {w.cycle}")
@@ -235,37 +324,60 @@ class ClusterAgent:
                 try:
                     await asyncio.to_thread(self._back_up, w, claim, results)
                 except Exception as exc:  # noqa: BLE001 - recorded in the job, claim released
-                    code, msg = describe(exc)
-                    if not isinstance(exc, Fenced):
-                        await asyncio.to_thread(self._coord, lambda c: c.release(claim, msg))
-                    log.warning("%s cycle %d on %s failed: %s", w.key, w.cycle, self.node, msg)
+                    code, msg = await self._failed(w, claim, exc)
                     await self.store.finish(job_id, ok=False, exit_code=code, error=msg,
                                             result=self._result(w, claim, results))
                     return
+                self.state.outcome(str(w.key), w.cycle, None)
                 await self.store.finish(job_id, ok=True, exit_code=0, error=None,
                                         result=self._result(w, claim, results))
         finally:
             self._busy.discard(w.key)
 
-    def _claim(self, w: _Work) -> Claim | None:
+    async def _failed(self, w: Work, claim: Claim, exc: Exception) -> tuple[int, str]:
+        """Release the claim (unless fenced off: then it is not ours to release), log."""
+        code, msg = describe(exc)
+        if isinstance(exc, Fenced):
+            log.warning("%s cycle %d attempt %d on %s: late commit refused (fenced): %s; no "
+                        "record written, snapshot %s removed", w.key, w.cycle, claim.attempt,
+                        self.node, msg, claim.snapshot)
+        else:
+            try:
+                await asyncio.to_thread(self._coord, lambda c: c.release(claim, msg))
+            except Exception as rel:  # noqa: BLE001 - the holder then counts as dead after L
+                log.warning("%s cycle %d: could not release: %s", w.key, w.cycle, describe(rel)[1])
+            wait = self._retries.failed(w.key, w.cycle)
+            if isinstance(exc, RepositoryLocked):
+                self._locked = msg
+            log.warning("%s cycle %d on %s failed: %s (not retried here for %.0f s)", w.key,
+                        w.cycle, self.node, msg, wait)
+        self.state.outcome(str(w.key), w.cycle, msg)
+        return code, msg
+
+    def _claim(self, w: Work) -> Claim | None:
         """Wait out this node's rank, then try to claim; None when another agent got it."""
         assert self.settings.cluster is not None
         deadline = time.monotonic() + self.settings.cluster.lease_s * 4
+        pause = min(1.0, self.settings.cluster.heartbeat_s / 2)
         while not self.stopping and time.monotonic() < deadline:
+            if not self._observing():
+                threading.Event().wait(pause)
+                continue
             if not self._claimable(w.key, w.cycle):
                 return None
-            with self.ctx.controller().connect() as ctl:
-                inv = take_inventory(ctl)
-            rank = self._rank(w.key, w.cycle, inv, w.resources)
+            if self._earlier_run(w.key, w.cycle) is not None:
+                threading.Event().wait(pause)
+                continue
+            rank = self._rank(w.key, w.cycle, self._inventories.get(), w.resources)
             if rank is None:
                 return None
             claim = self._try_claim(w, rank)
             if claim is not None:
                 return claim
-            threading.Event().wait(min(1.0, self.settings.cluster.heartbeat_s / 2))
+            threading.Event().wait(pause)
         return None
 
-    def _back_up(self, w: _Work, claim: Claim, out: list[BackupResult]) -> None:
+    def _back_up(self, w: Work, claim: Claim, out: list[BackupResult]) -> None:
         """Back up the claimed resources on this node; the first record commits the cycle."""
         committed: list[bool] = []
 
@@ -274,25 +386,21 @@ class ClusterAgent:
                 self._coord(lambda c: c.commit(claim, generation))
                 committed.append(True)
 
-        def may_delete(snapshot: str) -> bool:
-            key = w.key
-            d = self._coord(lambda c: c.snapshot_disposition(key, snapshot))
-            return d is Disposition.DELETE
-
         p = w.policy
         opts = BackupOptions.parse(
             p.tracker, verify_sample=p.verify_sample or None,
             read=ReadOptions(rate_bytes_s=self.settings.service.read_rate_mib << 20, progress=False))
-        req = LinstorBackup(tuple(w.resources), self.ctx.controller(), node=self.node,
+        req = LinstorBackup(tuple(w.resources), self.controller(), node=self.node,
                             cluster=self.settings.linstor.cluster, policy=p.name,
                             selected_by=w.reason, label_properties=tuple(p.label_properties),
-                            snapshot=claim.snapshot, fence=fence, may_delete=may_delete,
+                            snapshot=claim.snapshot, fence=fence,
+                            may_delete=lambda snap: self._guard.may_delete(w.key, w.resources, snap),
                             snapshot_slot=self._snapshot_slot)
         out.extend(back_up_resources(self.ctx.repo, req, opts))
         if not committed:  # nothing to record (no volumes): still close the cycle
             self._coord(lambda c: c.commit(claim, None))
 
-    def _result(self, w: _Work, claim: Claim, results: list[BackupResult]) -> dict[str, Any]:
+    def _result(self, w: Work, claim: Claim, results: list[BackupResult]) -> dict[str, Any]:
         return {"cluster": {"key": str(w.key), "cycle": w.cycle, "attempt": claim.attempt,
                             "node": self.node, "snapshot": claim.snapshot},
                 "backups": [r.to_dict() for r in results]}

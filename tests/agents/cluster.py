@@ -80,19 +80,23 @@ every_s = {self.every_s}
         for node in NODES:
             self.start_agent(node, cfg)
 
-    def start_agent(self, node: str, cfg: Path | None = None) -> Agent:
+    def start_agent(self, node: str, cfg: Path | None = None, *, name: str | None = None,
+                    env: dict[str, str] | None = None) -> Agent:
+        """An agent of `node`, known as `name` (default: the node) for its log and job store."""
+        name = name or node
         agent = Agent(node, cfg or self.work / "drbdbackup.toml", self.sb.pool_root,
-                      self.work / f"agent-{node}.log",
-                      private=(self.work / "states" / node, self.work / "state"))
-        self.agents[node] = agent.start()
+                      self.work / f"agent-{name}.log", env=env,
+                      private=(self.work / "states" / name, self.work / "state"))
+        self.agents[name] = agent.start()
         return agent
 
     def stop_agents(self) -> None:
         for agent in self.agents.values():
             agent.stop()
 
-    def log(self, node: str) -> str:
-        return (self.work / f"agent-{node}.log").read_text(errors="replace")
+    def log(self, name: str) -> str:
+        path = self.work / f"agent-{name}.log"
+        return path.read_text(errors="replace") if path.exists() else ""
 
     # ---- what the repository says ---------------------------------------------------------
 

@@ -1,0 +1,141 @@
+"""What keeps the cluster agent from doing harm while something else goes on: snapshots another
+run may still read or that would leak on an OFFLINE node, a repository locked by a manual
+prune, and retries of a key that just failed."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from drbdbackup.cluster import names as N
+from drbdbackup.cluster.claims import Disposition, Holder
+from drbdbackup.cluster.coordinator import Coordinator
+from drbdbackup.cluster.names import ClusterKey
+from drbdbackup.errors import IntegrityError
+from drbdbackup.linstor.inventory import Inventory
+from drbdbackup.repo.backend import Backend
+from drbdbackup.repo.locks import is_stale, list_locks
+from drbdbackup.repo.repository import Repository
+from drbdbackup.service.cluster_plan import Inventories
+
+log = logging.getLogger("drbdbackup.service")
+
+
+def offline_holders(inv: Inventory, rscs: list[str]) -> list[str]:
+    """OFFLINE nodes holding a diskful replica of `rscs` (a snapshot deleted now would leave
+    its copy there: LINSTOR forgets it, the satellite never hears of it)."""
+    online = {n.name: n.online for n in inv.nodes}
+    return sorted({rep.node for rsc in rscs for rep in inv.replicas.get(rsc, [])
+                   if not rep.diskless and not online.get(rep.node, False)})
+
+
+def volume_ids(inv: Inventory, rscs: list[str], cluster: str) -> list[str]:
+    """The volume ids of `rscs` (volume numbers from their replicas)."""
+    return sorted({f"{cluster}.{rsc}.{rep.volume_number}"
+                   for rsc in rscs for rep in inv.replicas.get(rsc, [])})
+
+
+def has_records_of(repo: Repository, vols: list[str], snapshot: str) -> bool:
+    """Whether every volume of `vols` has a generation record read from `snapshot`: the run
+    that made it is over (its commit precedes only the first of several records). Reads each
+    volume's newest records until one older than the snapshot's cycle."""
+    tag = N.parse_snapshot(snapshot)
+    if tag is None:
+        return True
+    for vol in vols:
+        for gen in reversed(repo.generation_ids(vol)):
+            try:
+                snap = str(repo.read_record(vol, gen).source.get("snapshot") or "")
+            except IntegrityError:
+                continue
+            if snap == snapshot:
+                break
+            older = N.parse_snapshot(snap)
+            if older is not None and older.cycle < tag.cycle:
+                return False
+        else:
+            return False
+    return True
+
+
+def exclusive_lock(backend: Backend) -> str | None:
+    """One line naming a live exclusive lock on the repository (a manual prune), or None."""
+    for _name, lock in list_locks(backend):
+        if lock.get("exclusive") and not is_stale(lock):
+            return (f"repository is locked by {str(lock.get('owner'))[:80]} "
+                    f"({str(lock.get('operation'))[:40]}, exclusive) since {lock.get('created')}")
+    return None
+
+
+class Retries:
+    """Per (key, cycle): after a failure, wait before this agent claims it again (doubling from
+    `base_s` up to `cap_s`), so failing keys do not bounce between nodes as fast as they can."""
+
+    def __init__(self, base_s: float, cap_s: float) -> None:
+        self.base_s, self.cap_s = base_s, cap_s
+        self._lock = threading.Lock()
+        self._next: dict[tuple[ClusterKey, int], tuple[float, int]] = {}
+
+    def failed(self, key: ClusterKey, cycle: int) -> float:
+        """Note a failure; returns the wait before the next try."""
+        with self._lock:
+            n = self._next.get((key, cycle), (0.0, 0))[1] + 1
+            wait = min(self.cap_s, self.base_s * 2 ** (n - 1))
+            self._next[(key, cycle)] = (time.monotonic() + wait, n)
+            return wait
+
+    def ready(self, key: ClusterKey, cycle: int) -> bool:
+        with self._lock:
+            at = self._next.get((key, cycle))
+            return at is None or time.monotonic() >= at[0]
+
+    def forget_before(self, cycle: int) -> None:
+        with self._lock:
+            for k in [k for k in self._next if k[1] < cycle]:
+                del self._next[k]
+
+
+class SnapshotGuard:
+    """`may_delete` of the agent's snapshot rotation: the claim rules (docs/format.md 16.3),
+    and two more reasons to wait: a replica node OFFLINE (deleting then leaks its copy there;
+    retried once it is back), and a run of another live agent that may still read it."""
+
+    def __init__(self, coord: Callable[[Callable[[Coordinator], Any]], Any],
+                 inventories: Inventories, open_repo: Callable[[], Repository], cluster: str) -> None:
+        self.coord, self.inventories, self.open_repo = coord, inventories, open_repo
+        self.cluster = cluster
+        self._kept: set[str] = set()  # logged once each
+
+    def may_delete(self, key: ClusterKey, rscs: list[str], snapshot: str) -> bool:
+        if self.coord(lambda c: c.snapshot_disposition(key, snapshot)) is not Disposition.DELETE:
+            return False
+        inv = self.inventories.get()
+        away = offline_holders(inv, rscs)
+        why = f"until {', '.join(away)} is ONLINE again" if away else (
+            "while the run that committed it may still read it"
+            if self._still_read(key, rscs, snapshot, inv) else "")
+        if why:
+            if snapshot not in self._kept:
+                self._kept.add(snapshot)
+                log.info("keeping snapshot %s %s", snapshot, why)
+            return False
+        self._kept.discard(snapshot)
+        return True
+
+    def _still_read(self, key: ClusterKey, rscs: list[str], snapshot: str,
+                    inv: Inventory) -> bool:
+        """A snapshot whose cycle another live agent committed: that run may still be reading
+        it (it commits before its first record, then reads the other volumes) until every
+        volume has its record. Rare (after an ownership change): only then is the repository
+        opened."""
+        tag = N.parse_snapshot(snapshot)
+        commit = None if tag is None else self.coord(
+            lambda c: c.store.read_commit(key, tag.cycle))
+        if commit is None or commit.snapshot != snapshot or \
+                self.coord(lambda c: commit.instance == c.instance
+                           or c.life.is_dead(Holder(commit.node, commit.instance))):
+            return False
+        return not has_records_of(self.open_repo(), volume_ids(inv, rscs, self.cluster), snapshot)
