@@ -133,6 +133,7 @@ def _maintenance_commands(cmd: Callable[..., argparse.ArgumentParser],
 
     sp = cmd("report", commands.cmd_report, "write a compliance report from the audit log")
     sp.add_argument("--repo", required=True)
+    sp.add_argument("--config", help="the service config: also list resources no policy protects")
     sp.add_argument("--since", help="only entries at or after this date (YYYY-MM-DD)")
     sp.add_argument("--format", required=True, choices=["json", "html"])
     sp.add_argument("--output", required=True)

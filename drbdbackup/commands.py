@@ -8,11 +8,13 @@ import json
 import os
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from drbdbackup import render
 from drbdbackup.errors import EXIT_ENVIRONMENT, EXIT_INTEGRITY, EXIT_OK, UsageError
 from drbdbackup.linstor.client import ControllerSettings
+from drbdbackup.linstor.selection import SelectionRule
 from drbdbackup.ops.backup import ReadOptions
 from drbdbackup.ops.session import RepositoryRef
 
@@ -136,30 +138,43 @@ def _backup_group(args: argparse.Namespace, opts: Any) -> int:
     return EXIT_OK if all(r.verified_ok for r in res.results) else EXIT_INTEGRITY
 
 
+@dataclass(frozen=True)
+class _FromConfig:
+    """What `status` and `report` take from a service config: repository, controller, policies."""
+
+    ref: RepositoryRef
+    controller: ControllerSettings
+    rules: list[SelectionRule]
+    lease_s: float | None
+
+
+def _from_config(args: argparse.Namespace) -> _FromConfig:
+    from drbdbackup.service.config import load_config
+
+    cfg = load_config(args.config)
+    password = read_password(args)
+    if cfg.repository.password_file and password is None:
+        password = _read_file(cfg.repository.password_file, "password").rstrip("\r\n")
+    token = _read_file(cfg.linstor.token_file, "token").strip() if cfg.linstor.token_file else None
+    return _FromConfig(
+        RepositoryRef(location=cfg.repository.location, password=password),
+        ControllerSettings(cfg.linstor.controllers, token=token,
+                           allow_insecure=cfg.linstor.allow_insecure),
+        [p.selection_rule() for p in cfg.policy if p.selects_linstor],
+        cfg.cluster.lease_s if cfg.cluster else None)
+
+
 def cmd_status(args: argparse.Namespace) -> int:
     from drbdbackup.ops.status import status
 
-    rules, lease_s = None, None
     if args.config:
-        from drbdbackup.service.config import load_config
-
-        cfg = load_config(args.config)
-        password = read_password(args)
-        if cfg.repository.password_file and password is None:
-            password = _read_file(cfg.repository.password_file, "password").rstrip("\r\n")
-        ref = RepositoryRef(location=cfg.repository.location, password=password)
-        token = _read_file(cfg.linstor.token_file, "token").strip() if cfg.linstor.token_file else None
-        controller: ControllerSettings | None = ControllerSettings(
-            cfg.linstor.controllers, token=token, allow_insecure=cfg.linstor.allow_insecure)
-        rules = [p.selection_rule() for p in cfg.policy if p.selects_linstor]
-        lease_s = cfg.cluster.lease_s if cfg.cluster else None
+        c = _from_config(args)
+        rep = status(c.ref, c.controller, c.rules, c.lease_s).to_dict()
     elif args.repo:
-        ref = _ref(args)
         wants_controller = args.plan or args.unprotected or args.controllers
-        controller = _controller(args) if wants_controller else None
+        rep = status(_ref(args), _controller(args) if wants_controller else None).to_dict()
     else:
         raise UsageError("status needs --repo REPO or --config FILE")
-    rep = status(ref, controller, rules, lease_s).to_dict()
     if not args.plan:
         rep.pop("plan", None)
     if not args.unprotected:
@@ -215,7 +230,13 @@ def cmd_prune(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     from drbdbackup.ops.maintenance import report
 
-    summary = report(_ref(args), args.format, args.output, since=args.since)
+    unprotected = None
+    if args.config:
+        from drbdbackup.ops.status import status
+
+        c = _from_config(args)
+        unprotected = status(_ref(args), c.controller, c.rules).unprotected or []
+    summary = report(_ref(args), args.format, args.output, since=args.since, unprotected=unprotected)
     _emit(args, summary, lambda: f"wrote {args.format} report to {args.output} "
           f"({summary['entries']} audit entries, chain {'intact' if summary['chain_ok'] else 'BROKEN'})")
     return EXIT_OK if summary["chain_ok"] else EXIT_INTEGRITY

@@ -80,9 +80,11 @@ def prune(ref: RepositoryRef, req: PruneRequest) -> PruneReport:
         return rep
 
 
-def report(ref: RepositoryRef, fmt: str, output: str, since: str | None = None) -> dict[str, Any]:
-    """Write a compliance report from the audit log; returns its summary."""
+def report(ref: RepositoryRef, fmt: str, output: str, since: str | None = None,
+           unprotected: list[dict[str, str]] | None = None) -> dict[str, Any]:
+    """Write a compliance report from the audit log (and, when known, the resources nothing
+    protects); returns its summary."""
     from drbdbackup.report.compliance import write_report
 
     with operation(ref, "report") as s:
-        return write_report(s.repo, fmt, output, since=since)
+        return write_report(s.repo, fmt, output, since=since, unprotected=unprotected)

@@ -23,7 +23,8 @@ def _since(text: str | None) -> str:
         raise UsageError(f"invalid --since date {text!r}: use YYYY-MM-DD") from None
 
 
-def build_report(repo: Repository, since: str | None = None) -> dict:
+def build_report(repo: Repository, since: str | None = None,
+                 unprotected: list[dict[str, str]] | None = None) -> dict:
     """Audit entries (chain checked), generations with status, and a digest over it all."""
     cutoff = _since(since)
     entries, chain_ok, chain_error = [], True, None
@@ -53,8 +54,20 @@ def build_report(repo: Repository, since: str | None = None) -> dict:
         "generations": gens,
         "entries": entries,
     }
+    if unprotected is not None:
+        body["unprotected"] = unprotected
     body["digest_sha256"] = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
     return body
+
+
+def _unprotected_html(rep: dict) -> str:
+    if "unprotected" not in rep:
+        return ""
+    esc = html.escape
+    rows = "".join(f"<tr><td>{esc(u['resource'])}</td><td class='damaged'>{esc(u['reason'])}</td></tr>"
+                   for u in rep["unprotected"])
+    return (f"<h2>Unprotected resources ({len(rep['unprotected'])})</h2>"
+            f"<table><tr><th>resource</th><th>why</th></tr>{rows}</table>")
 
 
 def render_html(rep: dict) -> str:
@@ -84,14 +97,16 @@ entries since {esc(rep['since'] or 'the beginning')}.</p>
 Report digest (SHA-256 of the JSON form): <code>{esc(rep['digest_sha256'])}</code>.</p>
 <h2>Generations</h2>
 <table><tr><th>volume</th><th>label</th><th>generation</th><th>mode</th><th>tracker</th><th>bytes</th><th>status</th></tr>{rows}</table>
+{_unprotected_html(rep)}
 <h2>Audit log</h2>
 <table><tr><th>seq</th><th>time</th><th>event</th><th>details</th></tr>{events}</table>
 </body></html>
 """
 
 
-def write_report(repo: Repository, fmt: str, output: str, since: str | None = None) -> dict:
-    rep = build_report(repo, since)
+def write_report(repo: Repository, fmt: str, output: str, since: str | None = None,
+                 unprotected: list[dict[str, str]] | None = None) -> dict:
+    rep = build_report(repo, since, unprotected)
     text = json.dumps(rep, indent=1, sort_keys=True) if fmt == "json" else render_html(rep)
     with open(output, "w", encoding="utf-8") as f:
         f.write(text)

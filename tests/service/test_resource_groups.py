@@ -91,6 +91,11 @@ label_properties = ["Aux/pm/name"]
         assert rec["selected_by"] == "spawned from resource group vms" and rec["policy"] == "vms"
         assert rec["labels"] == {"Aux/pm/name": "vm4"} and rec["linstor"]["resource_group"] == "vms"
         assert "linstor.pm-1.0 (vm1)" in run_cli("list", "--repo", repo).stdout
+        out = env.tmp / "report.html"
+        run_cli("report", "--repo", repo, "--config", str(cfg), "--format", "html", "--output", str(out))
+        html_text = out.read_text()
+        assert "Unprotected resources (2)" in html_text and "Aux/drbdbackup/exclude=true" in html_text
+        assert "<td>vm1</td>" in html_text  # the label beside the volume id
         status = run_cli("status", "--config", str(cfg), "--unprotected").stdout
         assert "pm-9: Aux/drbdbackup/exclude=true" in status and "linstor.pm-2.0 (vm2)" in status
 
