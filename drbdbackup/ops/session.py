@@ -14,7 +14,7 @@ from drbdbackup.errors import DrbdBackupError, RepositoryLocked
 from drbdbackup.repo import audit_writer
 from drbdbackup.repo import open as repo_open
 from drbdbackup.repo.backend import Backend
-from drbdbackup.repo.locks import Lock
+from drbdbackup.repo.locks import Lock, is_stale, list_locks
 from drbdbackup.repo.repository import Repository
 
 log = logging.getLogger("drbdbackup")
@@ -123,3 +123,12 @@ def operation(
     finally:
         if held is not None:
             held.release()
+
+
+def exclusive_lock_holder(backend: Backend) -> str | None:
+    """One line naming a live exclusive lock on the repository (a manual prune), or None."""
+    for _name, lock in list_locks(backend):
+        if lock.get("exclusive") and not is_stale(lock):
+            return (f"repository is locked by {str(lock.get('owner'))[:80]} "
+                    f"({str(lock.get('operation'))[:40]}, exclusive) since {lock.get('created')}")
+    return None

@@ -8,9 +8,11 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 
+from drbdbackup.cluster import names as N
 from drbdbackup.cluster.names import ClusterKey, agent_name
 from drbdbackup.cluster.ranking import rank_nodes
 from drbdbackup.cluster.store import ClusterStore
+from drbdbackup.errors import IntegrityError
 from drbdbackup.linstor.client import ControllerSettings
 from drbdbackup.linstor.inventory import Inventory, take_inventory
 from drbdbackup.linstor.placement import UP_TO_DATE
@@ -18,6 +20,7 @@ from drbdbackup.linstor.selection import SelectionRule, select
 from drbdbackup.ops.session import RepositoryRef, operation
 from drbdbackup.repo.listing import list_generations
 from drbdbackup.repo.records import now
+from drbdbackup.repo.repository import Repository
 
 
 @dataclass(frozen=True)
@@ -170,3 +173,31 @@ def status(ref: RepositoryRef, controller: ControllerSettings | None = None,
     rep.unprotected = [{"resource": u.resource, "reason": u.reason} for u in sel.unprotected]
     rep.conflicts, rep.warnings = sel.conflicts, sel.warnings
     return rep
+
+
+def has_records_of(ref: RepositoryRef, vols: list[str], snapshot: str) -> bool:
+    """Whether every volume of `vols` has a generation record read from `snapshot`: the run
+    that made it is over (its commit precedes only the first of several records). Reads each
+    volume's newest records until one older than the snapshot's cycle."""
+    tag = N.parse_snapshot(snapshot)
+    if tag is None:
+        return True
+    with operation(ref, "status") as s:
+        return _records_of(s.repo, vols, snapshot, tag.cycle)
+
+
+def _records_of(repo: Repository, vols: list[str], snapshot: str, cycle: int) -> bool:
+    for vol in vols:
+        for gen in reversed(repo.generation_ids(vol)):
+            try:
+                snap = str(repo.read_record(vol, gen).source.get("snapshot") or "")
+            except IntegrityError:
+                continue
+            if snap == snapshot:
+                break
+            older = N.parse_snapshot(snap)
+            if older is not None and older.cycle < cycle:
+                return False
+        else:
+            return False
+    return True

@@ -26,7 +26,7 @@ import threading
 import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from drbdbackup.cluster.agent import Clocks, ClusterSettings
 from drbdbackup.cluster.claims import Step
@@ -34,7 +34,6 @@ from drbdbackup.cluster.coordinator import Claim, Coordinator
 from drbdbackup.cluster.cycle import Schedule
 from drbdbackup.cluster.errors import DuplicateAgent, Fenced
 from drbdbackup.cluster.names import ClusterKey
-from drbdbackup.cluster.slots import SnapshotSlots
 from drbdbackup.errors import EnvironmentFailure, RepositoryLocked, describe
 from drbdbackup.linstor.client import ControllerSettings
 from drbdbackup.linstor.identity import resolve_node
@@ -42,7 +41,9 @@ from drbdbackup.linstor.inventory import Inventory, take_inventory
 from drbdbackup.linstor.selection import select
 from drbdbackup.ops.backup import BackupOptions, BackupResult, ReadOptions
 from drbdbackup.ops.backup_linstor import LinstorBackup, back_up_resources
-from drbdbackup.service.cluster_guard import Retries, SnapshotGuard, exclusive_lock
+from drbdbackup.ops.session import exclusive_lock_holder
+from drbdbackup.ops.status import has_records_of
+from drbdbackup.service.cluster_guard import Retries, SnapshotGuard, job_result, snapshot_slot
 from drbdbackup.service.cluster_plan import (
     Inventories,
     Work,
@@ -86,10 +87,12 @@ class ClusterAgent:
         self.fatal: str | None = None
         self.api_calls = ApiCounter()
         self.state = AgentState()
-        self._inventories = Inventories(self._take_inventory, settings.cluster.heartbeat_s)
+        self._inventories = Inventories(  # eligibility may lag by max(h, d): ranks wait d anyway
+            self._take_inventory, max(settings.cluster.heartbeat_s, settings.cluster.rank_delay_s))
         self._plans: dict[str, tuple[int, list[tuple[ClusterKey, list[str], str]]]] = {}
         self._skips = Skips(store, self.state)
-        self._guard = SnapshotGuard(self._coord, self._inventories, ctx.repo.open,
+        self._guard = SnapshotGuard(self._coord, self._inventories,
+                                    lambda vols, snap: has_records_of(ctx.repo, vols, snap),
                                     settings.linstor.cluster)
         self._observed_at = 0.0  # monotonic time of our last completed heartbeat round
         self._beat_error: str | None = None  # why the last heartbeat round failed
@@ -147,12 +150,8 @@ class ClusterAgent:
             return take_inventory(ctl)
 
     def _snapshot_slot(self) -> AbstractContextManager[object]:
-        """One of the cluster-wide snapshot-creation slots ([cluster] max_snapshot_creations)."""
         assert self.coordinator is not None and self.settings.cluster is not None
-        c = self.coordinator
-        slots = SnapshotSlots(c.store.backend, self.settings.cluster.max_snapshot_creations,
-                              c.life.me, c.life.is_dead)
-        return slots.hold()
+        return snapshot_slot(self.coordinator, self.settings.cluster.max_snapshot_creations)
 
     def _coord(self, fn: Callable[[Coordinator], T]) -> T:
         assert self.coordinator is not None
@@ -271,7 +270,7 @@ class ClusterAgent:
         if not batches:
             return []
         if self._locked is not None:  # claim nothing while a manual prune holds the repository
-            held = self._coord(lambda c: exclusive_lock(c.store.backend))
+            held = self._coord(lambda c: exclusive_lock_holder(c.store.backend))
             if held:
                 raise RepositoryLocked(held)
             self._locked = None
@@ -326,11 +325,11 @@ class ClusterAgent:
                 except Exception as exc:  # noqa: BLE001 - recorded in the job, claim released
                     code, msg = await self._failed(w, claim, exc)
                     await self.store.finish(job_id, ok=False, exit_code=code, error=msg,
-                                            result=self._result(w, claim, results))
+                                            result=job_result(w, claim, self.node, results))
                     return
                 self.state.outcome(str(w.key), w.cycle, None)
                 await self.store.finish(job_id, ok=True, exit_code=0, error=None,
-                                        result=self._result(w, claim, results))
+                                        result=job_result(w, claim, self.node, results))
         finally:
             self._busy.discard(w.key)
 
@@ -399,8 +398,3 @@ class ClusterAgent:
         out.extend(back_up_resources(self.ctx.repo, req, opts))
         if not committed:  # nothing to record (no volumes): still close the cycle
             self._coord(lambda c: c.commit(claim, None))
-
-    def _result(self, w: Work, claim: Claim, results: list[BackupResult]) -> dict[str, Any]:
-        return {"cluster": {"key": str(w.key), "cycle": w.cycle, "attempt": claim.attempt,
-                            "node": self.node, "snapshot": claim.snapshot},
-                "backups": [r.to_dict() for r in results]}

@@ -8,17 +8,15 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from typing import Any
 
 from drbdbackup.cluster import names as N
 from drbdbackup.cluster.claims import Disposition, Holder
-from drbdbackup.cluster.coordinator import Coordinator
+from drbdbackup.cluster.coordinator import Claim, Coordinator
 from drbdbackup.cluster.names import ClusterKey
-from drbdbackup.errors import IntegrityError
+from drbdbackup.cluster.slots import SnapshotSlots
 from drbdbackup.linstor.inventory import Inventory
-from drbdbackup.repo.backend import Backend
-from drbdbackup.repo.locks import is_stale, list_locks
-from drbdbackup.repo.repository import Repository
 from drbdbackup.service.cluster_plan import Inventories
 
 log = logging.getLogger("drbdbackup.service")
@@ -36,38 +34,6 @@ def volume_ids(inv: Inventory, rscs: list[str], cluster: str) -> list[str]:
     """The volume ids of `rscs` (volume numbers from their replicas)."""
     return sorted({f"{cluster}.{rsc}.{rep.volume_number}"
                    for rsc in rscs for rep in inv.replicas.get(rsc, [])})
-
-
-def has_records_of(repo: Repository, vols: list[str], snapshot: str) -> bool:
-    """Whether every volume of `vols` has a generation record read from `snapshot`: the run
-    that made it is over (its commit precedes only the first of several records). Reads each
-    volume's newest records until one older than the snapshot's cycle."""
-    tag = N.parse_snapshot(snapshot)
-    if tag is None:
-        return True
-    for vol in vols:
-        for gen in reversed(repo.generation_ids(vol)):
-            try:
-                snap = str(repo.read_record(vol, gen).source.get("snapshot") or "")
-            except IntegrityError:
-                continue
-            if snap == snapshot:
-                break
-            older = N.parse_snapshot(snap)
-            if older is not None and older.cycle < tag.cycle:
-                return False
-        else:
-            return False
-    return True
-
-
-def exclusive_lock(backend: Backend) -> str | None:
-    """One line naming a live exclusive lock on the repository (a manual prune), or None."""
-    for _name, lock in list_locks(backend):
-        if lock.get("exclusive") and not is_stale(lock):
-            return (f"repository is locked by {str(lock.get('owner'))[:80]} "
-                    f"({str(lock.get('operation'))[:40]}, exclusive) since {lock.get('created')}")
-    return None
 
 
 class Retries:
@@ -104,8 +70,9 @@ class SnapshotGuard:
     retried once it is back), and a run of another live agent that may still read it."""
 
     def __init__(self, coord: Callable[[Callable[[Coordinator], Any]], Any],
-                 inventories: Inventories, open_repo: Callable[[], Repository], cluster: str) -> None:
-        self.coord, self.inventories, self.open_repo = coord, inventories, open_repo
+                 inventories: Inventories, records_of: Callable[[list[str], str], bool],
+                 cluster: str) -> None:
+        self.coord, self.inventories, self.records_of = coord, inventories, records_of
         self.cluster = cluster
         self._kept: set[str] = set()  # logged once each
 
@@ -138,4 +105,16 @@ class SnapshotGuard:
                 self.coord(lambda c: commit.instance == c.instance
                            or c.life.is_dead(Holder(commit.node, commit.instance))):
             return False
-        return not has_records_of(self.open_repo(), volume_ids(inv, rscs, self.cluster), snapshot)
+        return not self.records_of(volume_ids(inv, rscs, self.cluster), snapshot)
+
+
+def snapshot_slot(coord: Coordinator, cap: int) -> AbstractContextManager[object]:
+    """One of the cluster-wide snapshot-creation slots ([cluster] max_snapshot_creations)."""
+    return SnapshotSlots(coord.store.backend, cap, coord.life.me, coord.life.is_dead).hold()
+
+
+def job_result(w: Any, claim: Claim, node: str, results: list[Any]) -> dict[str, Any]:
+    """A cluster job's result in the job store: which key, cycle, attempt, node, snapshot."""
+    return {"cluster": {"key": str(w.key), "cycle": w.cycle, "attempt": claim.attempt,
+                        "node": node, "snapshot": claim.snapshot},
+            "backups": [r.to_dict() for r in results]}

