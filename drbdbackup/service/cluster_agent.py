@@ -31,7 +31,7 @@ from typing import TypeVar
 from drbdbackup.cluster.agent import Clocks, ClusterSettings
 from drbdbackup.cluster.claims import Step
 from drbdbackup.cluster.coordinator import Claim, Coordinator
-from drbdbackup.cluster.cycle import Schedule
+from drbdbackup.cluster.cycle import Schedule, current_cycle
 from drbdbackup.cluster.errors import DuplicateAgent, Fenced
 from drbdbackup.cluster.names import ClusterKey
 from drbdbackup.errors import EnvironmentFailure, RepositoryLocked, describe
@@ -93,7 +93,7 @@ class ClusterAgent:
         self._skips = Skips(store, self.state)
         self._guard = SnapshotGuard(self._coord, self._inventories,
                                     lambda vols, snap: has_records_of(ctx.repo, vols, snap),
-                                    settings.linstor.cluster)
+                                    self._node_states, settings.linstor.cluster)
         self._observed_at = 0.0  # monotonic time of our last completed heartbeat round
         self._beat_error: str | None = None  # why the last heartbeat round failed
         c = settings.cluster
@@ -145,6 +145,10 @@ class ClusterAgent:
         with self.controller().connect() as ctl:
             return resolve_node(ctl.nodes(), configured)
 
+    def _node_states(self) -> dict[str, bool]:
+        with self.controller().connect() as ctl:
+            return {n.name: n.online for n in ctl.nodes()}
+
     def _take_inventory(self) -> Inventory:
         with self.controller().connect() as ctl:
             return take_inventory(ctl)
@@ -180,17 +184,15 @@ class ClusterAgent:
     def _claimable(self, key: ClusterKey, cycle: int) -> bool:
         return self._coord(lambda c: c.cycle_state(key, cycle)).step is Step.CLAIMABLE
 
-    def _earlier_run(self, key: ClusterKey, cycle: int) -> str | None:
+    def _earlier_run(self, key: ClusterKey, previous: int | None) -> str | None:
         """The node of a live agent still holding the key's previous cycle (uncommitted):
         claiming this cycle now would run two backups of one volume at once and write their
-        generations out of order. A dead holder's cycle blocks nothing."""
-        def look(c: Coordinator) -> str | None:
-            earlier = [e.cycle for e in c.store.claim_entries(key) if e.cycle < cycle]
-            if not earlier:
-                return None
-            d = c.cycle_state(key, max(earlier))
-            return d.holder.node if d.step is Step.HELD and d.holder is not None else None
-        return self._coord(look)
+        generations out of order. A dead holder blocks nothing; a run stuck for a whole cycle
+        holds back one cycle at most (the one after it looks at a cycle nobody claimed)."""
+        if previous is None:
+            return None
+        d = self._coord(lambda c: c.cycle_state(key, previous))
+        return d.holder.node if d.step is Step.HELD and d.holder is not None else None
 
     # ---- loops --------------------------------------------------------------------------
 
@@ -265,8 +267,9 @@ class ClusterAgent:
             return []
         self._note_cycle(cycle)
         batches = [b for b in self._batches(policy, cycle) if b[0] not in self._busy
-                   and self._retries.ready(b[0], cycle) and self._claimable(b[0], cycle)
-                   and self._earlier_run(b[0], cycle) is None]
+                   and self._retries.ready(b[0], cycle) and self._claimable(b[0], cycle)]
+        previous = current_cycle(schedule, cycle - 1) if batches else None
+        batches = [b for b in batches if self._earlier_run(b[0], previous) is None]
         if not batches:
             return []
         if self._locked is not None:  # claim nothing while a manual prune holds the repository
@@ -275,7 +278,7 @@ class ClusterAgent:
                 raise RepositoryLocked(held)
             self._locked = None
         inv = self._inventories.get()
-        return [Work(policy, key, rscs, cycle, why) for key, rscs, why in batches
+        return [Work(policy, key, rscs, cycle, why, previous) for key, rscs, why in batches
                 if self._rank(key, cycle, inv, rscs) is not None]
 
     def _note_cycle(self, cycle: int) -> None:
@@ -364,7 +367,7 @@ class ClusterAgent:
                 continue
             if not self._claimable(w.key, w.cycle):
                 return None
-            if self._earlier_run(w.key, w.cycle) is not None:
+            if self._earlier_run(w.key, w.previous) is not None:
                 threading.Event().wait(pause)
                 continue
             rank = self._rank(w.key, w.cycle, self._inventories.get(), w.resources)

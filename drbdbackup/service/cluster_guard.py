@@ -22,10 +22,10 @@ from drbdbackup.service.cluster_plan import Inventories
 log = logging.getLogger("drbdbackup.service")
 
 
-def offline_holders(inv: Inventory, rscs: list[str]) -> list[str]:
-    """OFFLINE nodes holding a diskful replica of `rscs` (a snapshot deleted now would leave
-    its copy there: LINSTOR forgets it, the satellite never hears of it)."""
-    online = {n.name: n.online for n in inv.nodes}
+def offline_holders(inv: Inventory, rscs: list[str], online: dict[str, bool]) -> list[str]:
+    """Nodes not ONLINE (`online`: node -> ONLINE now) holding a diskful replica of `rscs`: a
+    snapshot deleted now would leave its copy there (LINSTOR forgets it, the satellite never
+    hears of it)."""
     return sorted({rep.node for rsc in rscs for rep in inv.replicas.get(rsc, [])
                    if not rep.diskless and not online.get(rep.node, False)})
 
@@ -71,16 +71,21 @@ class SnapshotGuard:
 
     def __init__(self, coord: Callable[[Callable[[Coordinator], Any]], Any],
                  inventories: Inventories, records_of: Callable[[list[str], str], bool],
-                 cluster: str) -> None:
+                 online: Callable[[], dict[str, bool]], cluster: str) -> None:
         self.coord, self.inventories, self.records_of = coord, inventories, records_of
-        self.cluster = cluster
+        self.online, self.cluster = online, cluster
         self._kept: set[str] = set()  # logged once each
 
     def may_delete(self, key: ClusterKey, rscs: list[str], snapshot: str) -> bool:
+        """Asked by the rotation for each old snapshot; the node states are asked fresh (a
+        node that went OFFLINE a moment ago must not lose its copy to a stale view)."""
         if self.coord(lambda c: c.snapshot_disposition(key, snapshot)) is not Disposition.DELETE:
             return False
         inv = self.inventories.get()
-        away = offline_holders(inv, rscs)
+        try:
+            away = offline_holders(inv, rscs, self.online())
+        except Exception as exc:  # noqa: BLE001 - unknown node states: keep it for now
+            away = [f"the controller answers ({exc})"]
         why = f"until {', '.join(away)} is ONLINE again" if away else (
             "while the run that committed it may still read it"
             if self._still_read(key, rscs, snapshot, inv) else "")

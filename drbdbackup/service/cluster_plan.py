@@ -49,6 +49,7 @@ class Work:
     resources: list[str]
     cycle: int
     reason: str
+    previous: int | None = None  # the schedule's slot before `cycle`
 
 
 class Inventories:
