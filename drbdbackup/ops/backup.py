@@ -6,6 +6,7 @@ the same per-volume step (`store_generation`) with LINSTOR snapshots.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import time
 from collections.abc import Callable
@@ -23,7 +24,15 @@ from drbdbackup.errors import DrbdBackupError, IntegrityError, UsageError
 from drbdbackup.linstor.lineage import LinstorFacts
 from drbdbackup.ops.session import LockMode, RepositoryRef, Session, operation
 from drbdbackup.ops.verification import VerifyRequest, run_verifier, verdict_summary
-from drbdbackup.repo.records import GenerationRecord, check_volume_id, iso, new_generation_id, now
+from drbdbackup.repo import audit
+from drbdbackup.repo.records import (
+    GenerationRecord,
+    check_volume_id,
+    iso,
+    new_generation_id,
+    now,
+    record_name,
+)
 from drbdbackup.repo.repository import Repository
 from drbdbackup.repo.sink import RepositorySink
 from drbdbackup.tracking.changemap import changed_bytes, changed_positions, chunk_count
@@ -77,6 +86,7 @@ class BackupResult:
     duration_s: float
     root: str
     verification: dict[str, Any] | None = None
+    record_sha256: str = ""  # SHA-256 of the record's stored bytes (its audit entry names it)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -90,7 +100,8 @@ class BackupResult:
 
     def audit_details(self) -> dict[str, Any]:
         """The backup audit entry (no secrets, no paths beyond the volume id)."""
-        d = {k: v for k, v in self.to_dict().items() if k not in ("root", "verification")}
+        d = {k: v for k, v in self.to_dict().items()
+             if k not in ("root", "verification", "record_sha256")}
         if self.verification is not None:
             d["verification"] = verdict_summary(self.verification)
         return d
@@ -196,13 +207,34 @@ def store_generation(s: Session, job: VolumeJob, opts: BackupOptions) -> BackupR
     rec = _record(repo, job, parent, size, out, round(time.monotonic() - start, 3))
     if job.fence is not None:
         job.fence(rec.generation)
-    repo.write_record(rec)
+    digest = _write_tied(s, rec, parent)
     return BackupResult(
         volume_id=rec.volume_id, generation=rec.generation, parent=rec.parent, mode=rec.mode,
         tracker=rec.tracker, tracker_reason=out.plan.tracker_reason, map_validity=rec.map_validity,
         fallback_reason=rec.fallback_reason, node=job.source_info.get("node"),
         size_bytes=rec.size_bytes, chunk_count=rec.chunk_count, root=rec.root, **rec.stats,
+        record_sha256=digest,
     )
+
+
+def _stored_sha256(repo: Repository, rec: GenerationRecord) -> str:
+    return hashlib.sha256(repo.backend.get(record_name(rec.volume_id, rec.generation))).hexdigest()
+
+
+def _write_tied(s: Session, rec: GenerationRecord, parent: Parent) -> str:
+    """Write the record tied to the audit log (format.md section 13): first the entry a crashed
+    run left out for the parent record, then the record pinning the current head; returns the
+    SHA-256 of the stored record, which its audit entry names."""
+    repo, prev = s.repo, parent.record
+    if prev is not None and prev.audit_prev is not None and not audit.names_record(
+        repo.backend, prev.audit_prev["seq"], prev.volume_id, prev.generation
+    ):
+        s.late_entry({"volume_id": prev.volume_id, "generation": prev.generation,
+                      "sha256": _stored_sha256(repo, prev)},
+                     "the run that wrote this record stopped before its audit entry")
+    rec.audit_prev = audit.head(repo.backend).to_dict()
+    repo.write_record(rec)
+    return _stored_sha256(repo, rec)
 
 
 def _record(repo: Repository, job: VolumeJob, parent: Parent, size: int, out: PipelineOutcome,
@@ -253,8 +285,10 @@ def finish_generation(s: Session, ref: RepositoryRef, result: BackupResult,
         verdict = run_verifier(ref, VerifyRequest(result.volume_id, result.generation,
                                                   opts.verify_sample))
         result = replace(result, verification=verdict)
+    record = {"volume_id": result.volume_id, "generation": result.generation,
+              "sha256": result.record_sha256}
     try:
-        s.succeeded("backup", result.audit_details())
+        s.succeeded("backup", result.audit_details(), record=record)
     except DrbdBackupError as exc:
         raise type(exc)(
             f"generation {result.generation} of {result.volume_id} is stored, but its audit "
@@ -269,6 +303,7 @@ class FileBackup:
 
     path: str
     volume_id: str
+    policy: str | None = None  # the service policy it is made for (recorded; prune per policy)
 
 
 def back_up_file(ref: RepositoryRef, req: FileBackup, opts: BackupOptions) -> BackupResult:
@@ -279,5 +314,6 @@ def back_up_file(ref: RepositoryRef, req: FileBackup, opts: BackupOptions) -> Ba
                    audit_failure={"volume_id": req.volume_id, "resources": None}) as s:
         s.repo.load_index()
         job = VolumeJob(req.path, req.volume_id,
-                        {"kind": "file", "path": os.path.abspath(req.path)})
+                        {"kind": "file", "path": os.path.abspath(req.path)},
+                        context=RecordContext(policy=req.policy))
         return finish_generation(s, ref, store_generation(s, job, opts), opts)

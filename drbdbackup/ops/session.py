@@ -63,10 +63,23 @@ class Session:
         self.repo = repo
         self.audited = False
 
-    def succeeded(self, event: str, details: dict[str, Any]) -> None:
-        """Append the operation's audit entry (once)."""
-        audit_writer.append(self.repo.backend, event, details)
+    def succeeded(self, event: str, details: dict[str, Any], *,
+                  record: dict[str, str] | None = None) -> None:
+        """Append the operation's audit entry (once): details sealed when the repository is
+        encrypted; a backup names its `record`, a prune lists the records it removed
+        (format.md section 12)."""
+        removed = None
+        if event == "prune":
+            removed = [str(r) for r in details.get("removed_generations") or ()]
+        audit_writer.append(self.repo.backend, event, details, enc_key=self.repo.enc_key,
+                            record=record, removed=removed)
         self.audited = True
+
+    def late_entry(self, record: dict[str, str], reason: str) -> None:
+        """The entry a crashed run did not write for its record (section 13: the next backup
+        of the volume writes it before its own record)."""
+        audit_writer.append(self.repo.backend, "backup", {"late": True, "reason": reason},
+                            enc_key=self.repo.enc_key, record=record)
 
 
 def audit_entry(backend: Backend, event: str, details: dict[str, Any]) -> None:
@@ -79,13 +92,14 @@ def _printable(value: object) -> str:
     return "".join(c if c.isprintable() else "?" for c in str(value))[:200]
 
 
-def _report_stale(backend: Backend, lock: Lock) -> None:
+def _report_stale(backend: Backend, lock: Lock, enc_key: bytes | None) -> None:
     for name, held in lock.stale_removed:
         fields = [_printable(held.get(k)) for k in ("owner", "pid", "operation", "created", "expires")]
         log.warning("removing stale lock %s of %s pid %s (%s), created %s, expires %s",
                     _printable(name), *fields)
         try:
-            audit_writer.append(backend, "lock", {"removed_stale_lock": name, "lock": held})
+            audit_writer.append(backend, "lock", {"removed_stale_lock": name, "lock": held},
+                                enc_key=enc_key)
         except Exception as exc:  # noqa: BLE001 - reporting must not block the job
             log.debug("could not audit the stale lock removal: %s", exc)
 
@@ -108,7 +122,7 @@ def operation(
     held = None
     if lock is not LockMode.NONE:
         held = Lock(repo.backend, exclusive=lock is LockMode.EXCLUSIVE, operation=command).acquire()
-        _report_stale(repo.backend, held)
+        _report_stale(repo.backend, held, repo.enc_key)
     try:
         yield Session(repo)
     except DrbdBackupError as exc:
@@ -116,7 +130,7 @@ def operation(
             details = {"command": command, **audit_failure, "error": type(exc).__name__,
                        "message": str(exc), "exit_code": exc.exit_code}
             try:
-                audit_writer.append(repo.backend, "failure", details)
+                audit_writer.append(repo.backend, "failure", details, enc_key=repo.enc_key)
             except Exception as audit_exc:  # noqa: BLE001 - the original error is what matters
                 log.debug("could not audit the failure: %s", audit_exc)
         raise

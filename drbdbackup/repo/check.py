@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from drbdbackup.errors import IntegrityError, ObjectNotFound
-from drbdbackup.repo import audit
+from drbdbackup.repo import evidence
 from drbdbackup.repo.blob import BlobError, decode_blob, max_plain_length
 from drbdbackup.repo.crypto import ZERO_ID, plain_hash
 from drbdbackup.repo.pack import (
@@ -29,6 +29,7 @@ class CheckReport:
     packs: int = 0
     generations: int = 0
     damaged_generations: list[str] = field(default_factory=list)
+    audit_head: dict = field(default_factory=dict)  # {"seq", "hash"} of the newest entry
 
     @property
     def ok(self) -> bool:
@@ -42,6 +43,7 @@ class CheckReport:
             "packs_checked": self.packs,
             "generations_checked": self.generations,
             "damaged_generations": self.damaged_generations,
+            "audit_head": self.audit_head,
         }
 
 
@@ -54,10 +56,13 @@ def _toc_via_trailer(repo: Repository, name: str, size: int) -> list:
 
 
 def run_check(repo: Repository, *, read_data: bool = False) -> CheckReport:
-    """Every finding is named and the check goes on: the audit chain, each index file, each
-    pack, each generation."""
+    """Every finding is named and the check goes on: the audit chain and its ties to the
+    records (format.md section 12.1), each index file, each pack, each generation."""
     rep = CheckReport()
-    rep.errors.extend(audit.check_chain(repo.backend))
+    ev = evidence.gather(repo)
+    rep.errors.extend(ev.errors)
+    rep.notes.extend(ev.warnings)
+    rep.audit_head = ev.head.to_dict()
     repo.load_index()
     rep.errors.extend(repo.index.unreadable[name] for name in sorted(repo.index.unreadable))
     bad_copies = _check_packs(repo, rep, read_data)

@@ -136,6 +136,7 @@ class GenerationRecord:
     labels: dict = field(default_factory=dict)
     linstor: dict | None = None
     group_members: list | None = None
+    audit_prev: dict | None = None  # {"seq", "hash"}: the audit head when it was written
 
     def to_json(self) -> bytes:
         return json.dumps(asdict(self), sort_keys=True, indent=1).encode()
@@ -161,7 +162,7 @@ _RECORD_TYPES: dict[str, type | tuple[type, ...]] = {
 _OPTIONAL_TYPES: dict[str, type | tuple[type, ...]] = {
     "source": dict, "stats": dict, "tracker_reason": _NULLABLE_STR, "policy": _NULLABLE_STR,
     "selected_by": _NULLABLE_STR, "labels": dict, "linstor": (dict, type(None)),
-    "group_members": (list, type(None)),
+    "group_members": (list, type(None)), "audit_prev": (dict, type(None)),
 }
 
 
@@ -190,3 +191,9 @@ def _check_record_types(doc: dict[str, Any]) -> None:
         raise JsonObjectError(f"{w}: stats values must be numbers")
     if not all(isinstance(v, str) for v in doc.get("labels", {}).values()):
         raise JsonObjectError(f"{w}: labels values must be strings")
+    pin = doc.get("audit_prev")
+    if pin is not None and not (
+        isinstance(pin.get("seq"), int) and not isinstance(pin["seq"], bool) and pin["seq"] >= 0
+        and isinstance(pin.get("hash"), str) and HEX64_RE.match(pin["hash"])
+    ):
+        raise JsonObjectError(f"{w}: audit_prev is not {{seq >= 0, hash: 64 hex}}")
