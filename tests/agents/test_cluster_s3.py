@@ -63,7 +63,7 @@ def test_three_agents_on_an_s3_repository(tmp_path: Path) -> None:
         vols = [f"linstor.{r}.{v}" for r, (_n, sizes) in LAYOUT.items() for v in range(len(sizes))]
         rows: list[dict] = []
         try:
-            deadline = time.monotonic() + 120
+            deadline = time.monotonic() + 240  # moto under a loaded 2-core CI host is slow
             while time.monotonic() < deadline:
                 rows = json.loads(run_cli("list", "--repo", REPO, "--json", env=env).stdout)["generations"]
                 if all(any(r["volume_id"] == v and r["mode"] == "incremental" for r in rows) for v in vols):
