@@ -181,7 +181,7 @@ def _referenced_blobs(repo: Repository, records: list[GenerationRecord]) -> set[
     for rec in records:
         try:
             tree = walk_tree(bytes.fromhex(rec.root), rec.tree_height, repo.read_blob,
-                             fanout=repo.fanout)
+                             fanout=repo.fanout, chunk_count=rec.chunk_count)
             listed = 0
             for level, nid in tree:
                 out.add(nid)

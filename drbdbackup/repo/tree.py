@@ -68,19 +68,33 @@ def build_tree(
 
 
 def walk_tree(
-    root: bytes, height: int, load: Callable[[bytes], bytes], *, fanout: int = MAX_FANOUT
+    root: bytes, height: int, load: Callable[[bytes], bytes], *, fanout: int = MAX_FANOUT,
+    chunk_count: int | None = None,
 ) -> Iterator[tuple[int, bytes]]:
-    """Yield (level, node id) for every node, top-down, then the leaves' chunk ids via read_ids."""
+    """Yield (level, node id) for every node, top-down, then the leaves' chunk ids via read_ids.
+
+    With `chunk_count`, a walk that reaches more leaves than the record can have (each holds at
+    least one id, only an empty volume's single root leaf none) stops with TreeFormatError; an
+    inner node without children is refused. So a tree that repeats a subtree of empty leaves
+    cannot make the walk take fanout^height steps (found by fuzzing)."""
     if not 1 <= height <= MAX_HEIGHT:
         raise TreeFormatError(f"tree height {height} out of range [1, {MAX_HEIGHT}]")
+    max_leaves = None if chunk_count is None else max(1, chunk_count)
+    leaves = 0
     stack = [(height - 1, root)]
     while stack:
         level, nid = stack.pop()
+        if level == 0:
+            leaves += 1
+            if max_leaves is not None and leaves > max_leaves:
+                raise TreeFormatError(f"tree has more leaves than its {chunk_count} chunks")
         yield level, nid
         if level > 0:
             lvl, children = decode_node(load(nid), fanout)
             if lvl != level:
                 raise TreeFormatError(f"node {nid.hex()} has level {lvl}, expected {level}")
+            if not children:
+                raise TreeFormatError(f"node {nid.hex()} at level {level} has no children")
             stack.extend((level - 1, c) for c in reversed(children))
 
 
@@ -91,7 +105,7 @@ def read_chunk_ids(
     """Return the full chunk-id list of a generation; more than `chunk_count` ids is an error
     raised as soon as it happens (a tree that repeats subtrees cannot inflate the list)."""
     out: list[bytes] = []
-    for level, nid in walk_tree(root, height, load, fanout=fanout):
+    for level, nid in walk_tree(root, height, load, fanout=fanout, chunk_count=chunk_count):
         if level == 0:
             lvl, ids = decode_node(load(nid), fanout)
             if lvl != 0:

@@ -117,7 +117,7 @@ async def create_job(request: web.Request) -> web.Response:
         return _err(401, "a valid bearer token is required", **{"WWW-Authenticate": "Bearer"})
     try:
         body = await request.json()
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: deep nesting
         return _err(400, "body must be a JSON object")
     if not isinstance(body, dict):
         return _err(400, "body must be a JSON object")

@@ -270,6 +270,8 @@ def load_config(path: str) -> Settings:
         raise ConfigError(f"cannot read config {path}: {exc.strerror}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"config {path} is not valid TOML: {exc}") from None
+    except UnicodeDecodeError as exc:  # tomllib decodes the whole file first (found by fuzzing)
+        raise ConfigError(f"config {path} is not UTF-8 (byte {exc.start})") from None
     try:
         cfg = Settings.model_validate(raw)
     except ValidationError as exc:
