@@ -18,9 +18,10 @@ import time
 import traceback
 from typing import NoReturn
 
-from . import audit
+from . import audit, evidence
 from .checker import Options, Verifier, select_targets
 from .errors import EXIT_ENVIRONMENT, EXIT_INTEGRITY, EXIT_OK, UsageError, VerifyError
+from .format import HEX64_RE
 from .lock import SharedLock
 from .report import to_json, to_junit, to_text
 from .repository import Repository
@@ -30,7 +31,11 @@ from .store import open_store
 
 DEFAULT_SAMPLE = 0.05
 EPILOG = """\
-default: every volume, its latest generation, full structure check + --sample 0.05.
+default: every volume, its latest generation, full structure check + --sample 0.05;
+            with --full every retained generation (--generation latest limits it;
+            with --source the latest, since a source holds one generation's bytes).
+always: the audit chain and its ties to the records (format.md 12.1); --audit-head HASH
+            also fails unless that head (recorded in a report or elsewhere) is in the chain.
 --sample P  checks max(1, ceil(P*A)) of the A chunk positions, chosen with --seed.
 --subset n/t checks positions whose chunk id has int(id[:8], 16) % t == n-1 (and re-hashes
             packs whose id is in that bucket); runs 1/t..t/t together cover everything.
@@ -71,7 +76,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--repo", required=True, help="repository directory")
     p.add_argument("--volume-id", help="only this volume (default: every volume)")
-    p.add_argument("--generation", default="latest", help="GEN, 'latest' (default) or 'all'")
+    p.add_argument("--generation", help="GEN, 'latest' or 'all' (default: 'all' with --full, "
+                   "else 'latest')")
+    p.add_argument("--audit-head", metavar="HASH",
+                   help="an audit head recorded elsewhere; FAIL unless it is in the chain")
     mode = p.add_mutually_exclusive_group()
     mode.add_argument("--sample", type=float, metavar="P",
                       help=f"check a random fraction P of chunk positions (default {DEFAULT_SAMPLE})")
@@ -132,8 +140,22 @@ def _audit_details(run: RunResult) -> dict[str, object]:
     }
 
 
+def _evidence(repo: Repository, head: str | None) -> list[Finding]:
+    """The audit chain, its ties to the records and the external anchor (section 12.1)."""
+    chain = audit.walk_chain(repo.store)
+    found = chain.findings + evidence.tie_findings(chain, evidence.record_ties(repo))
+    found += evidence.seal_findings(chain, repo)
+    if head is not None:
+        anchor = evidence.anchor_finding(chain, head)
+        if anchor is not None:
+            found.append(anchor)
+    return found
+
+
 def run(args: argparse.Namespace) -> int:
     """Run one verification; returns the exit code."""
+    if args.audit_head is not None and not HEX64_RE.match(args.audit_head.lower()):
+        raise UsageError("--audit-head needs the 64 hex digits of an audit entry's SHA-256")
     seed = args.seed if args.seed is not None else int.from_bytes(os.urandom(4), "little")
     selection = _selection(args, seed)
     passphrase = _passphrase(args)
@@ -141,11 +163,11 @@ def run(args: argparse.Namespace) -> int:
     started = time.monotonic()
     with SharedLock(store, "verify") as lock:
         repo = Repository(store, passphrase)
-        targets = select_targets(repo.generations(), args.volume_id, args.generation)
+        generation = args.generation or ("all" if args.full and not args.source else "latest")
+        targets = select_targets(repo.generations(), args.volume_id, generation)
         opts = Options(selection, args.source, quarantine=not args.no_quarantine)
         result = Verifier(repo, opts).run(targets)
-        chain_findings, _last, _prev = audit.check_chain(store)
-        result.findings.extend(chain_findings)
+        result.findings.extend(_evidence(repo, args.audit_head))
         result.findings.extend(
             Finding("stale-lock", "stale lock (expired or its process is gone); left in place",
                     name, severity=NOTE)
@@ -158,8 +180,9 @@ def run(args: argparse.Namespace) -> int:
         if not args.no_audit:
             if result.quarantined:
                 audit.append_entry(store, "quarantine", {
-                    "tool": "drbdverify", "records": result.quarantined})
-            result.audit_entry = audit.append_entry(store, "verify", _audit_details(result))
+                    "tool": "drbdverify", "records": result.quarantined}, crypto=repo.crypto)
+            result.audit_entry = audit.append_entry(store, "verify", _audit_details(result),
+                                                    crypto=repo.crypto)
     elapsed = time.monotonic() - started
     if args.junit:
         try:

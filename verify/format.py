@@ -231,6 +231,19 @@ def parse_audit_entry(data: bytes, seq: int) -> dict[str, Any]:
         raise FormatError(f"{what}: unknown event {event!r}")
     if not isinstance(obj.get("details", {}), dict):
         raise FormatError(f"{what}: 'details' must be an object")
+    rec = obj.get("record")
+    if rec is not None:
+        if not isinstance(rec, dict):
+            raise FormatError(f"{what}: 'record' must be an object")
+        req_str(rec, "volume_id", what)
+        req_str(rec, "generation", what)
+        req_hex64(rec, "sha256", what)
+    removed = obj.get("removed")
+    if removed is not None and not (isinstance(removed, list)
+                                    and all(isinstance(r, str) for r in removed)):
+        raise FormatError(f"{what}: 'removed' must be a list of strings")
+    if "sealed" in obj:
+        req_str(obj, "sealed", what)
     return obj
 
 

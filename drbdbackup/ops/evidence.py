@@ -5,8 +5,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from drbdbackup.errors import ObjectNotFound
 from drbdbackup.ops.session import RepositoryRef, operation
-from drbdbackup.repo import evidence
+from drbdbackup.repo import audit, evidence
+from drbdbackup.repo.backend import Backend
 
 
 @dataclass(frozen=True)
@@ -23,12 +25,13 @@ class AuditFindings:
 
 
 def audit_findings(ref: RepositoryRef, anchor: str | None = None) -> AuditFindings:
-    """Check the audit chain and its ties to the generation records (no lock: read only).
+    """Check the audit chain and its ties to the generation records, and name every record
+    that does not open (no lock: read only).
     With `anchor` (a head recorded elsewhere: a signed report, the service's state), its
     absence from the chain is a problem too (the repository was rolled back or rewritten)."""
     with operation(ref, "audit") as s:
         ev = evidence.gather(s.repo)
-    problems = list(ev.errors)
+    problems = ev.unreadable + ev.errors
     found = None
     if anchor is not None:
         found = ev.contains(anchor)
@@ -36,3 +39,30 @@ def audit_findings(ref: RepositoryRef, anchor: str | None = None) -> AuditFindin
             problems.append(f"audit head {anchor} recorded elsewhere is not in the chain (ends at "
                             f"audit/{ev.head.seq:012d}): the log was rolled back or rewritten")
     return AuditFindings(problems, list(ev.warnings), ev.head.hash, ev.head.seq, found)
+
+
+@dataclass(frozen=True)
+class HeadCheck:
+    """The current head, and whether an anchor `(seq, hash)` is still the entry at `seq`."""
+
+    head: str
+    head_seq: int
+    anchor_found: bool | None
+
+
+def check_head(ref: RepositoryRef, seq: int | None = None, digest: str | None = None) -> HeadCheck:
+    """Cheap (two reads): the service's check after each job. The full rules are
+    `audit_findings`."""
+    with operation(ref, "audit") as s:
+        now = audit.head(s.repo.backend)
+        found = None
+        if seq is not None and digest is not None:
+            found = seq == 0 or _hash_at(s.repo.backend, seq) == digest
+    return HeadCheck(now.hash, now.seq, found)
+
+
+def _hash_at(backend: Backend, seq: int) -> str | None:
+    try:
+        return audit.entry_hash(backend, audit.entry_name(seq))
+    except ObjectNotFound:
+        return None

@@ -39,6 +39,8 @@ class Evidence:
     warnings: list[str] = field(default_factory=list)
     head: Head = Head(0, GENESIS)
     hashes: dict[int, str] = field(default_factory=dict)  # seq -> hash of every entry read
+    unreadable: list[str] = field(default_factory=list)  # records that do not open (check
+    # reports them itself, per generation; the report adds them to its problems)
 
     def contains(self, digest: str) -> bool:
         """Is an entry with this hash (an external anchor) in the chain?"""
@@ -148,17 +150,20 @@ def tie_findings(chain: list[Walked], records: dict[Key, RecordFact]) -> Evidenc
     return ev
 
 
-def _fact(repo: Repository, vol: str, gen: str) -> RecordFact | None:
+def _fact(repo: Repository, vol: str, gen: str, unreadable: list[str]) -> RecordFact | None:
+    """The record's tie facts; one that does not open is added to `unreadable`."""
     name = record_name(vol, gen)
     try:
         raw = read_capped(repo.backend, name, "generation record", sealed=repo.enc_key is not None)
     except ObjectNotFound:
         return None
-    except JsonObjectError:
+    except JsonObjectError as exc:
+        unreadable.append(f"generation record {name} is damaged: {exc}")
         return RecordFact(audit.entry_hash(repo.backend, name), None)
     try:
         pin = repo.read_record(vol, gen).audit_prev
-    except IntegrityError:
+    except IntegrityError as exc:
+        unreadable.append(str(exc))
         pin = None
     head = Head(pin["seq"], pin["hash"]) if pin else None
     return RecordFact(hashlib.sha256(raw).hexdigest(), head)
@@ -185,12 +190,14 @@ def gather(repo: Repository) -> Evidence:
     """Read the chain and every record object; apply the rules."""
     chain = list(audit.walk(repo.backend))
     records: dict[Key, RecordFact] = {}
+    unreadable: list[str] = []
     for vol in repo.volumes():
         for gen in repo.generation_ids(vol):
-            fact = _fact(repo, vol, gen)
+            fact = _fact(repo, vol, gen, unreadable)
             if fact is not None:
                 records[(vol, gen)] = fact
     ev = tie_findings(chain, records)
+    ev.unreadable = unreadable
     if repo.enc_key is not None:
         errors, notes = _seal_findings(chain, repo.enc_key)
         ev.errors.extend(errors)

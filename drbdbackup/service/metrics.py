@@ -52,9 +52,9 @@ def _cluster(o: _Out, view: dict[str, Any]) -> None:
 
 
 def render(finished: list[dict[str, Any]], counts: dict[str, int],
-           view: dict[str, Any] | None = None) -> str:
+           view: dict[str, Any] | None = None, anchor: dict[str, Any] | None = None) -> str:
     """`finished`: every finished job, oldest first (JobStore.finished_jobs); `view`: the
-    cluster view, when it could be computed."""
+    cluster view, when it could be computed; `anchor`: JobStore.anchor() (audit head seen)."""
     last_success: dict[str, float] = {}
     change_ratio: dict[str, float] = {}
     read = stored = fallbacks = verify_failures = 0
@@ -102,6 +102,9 @@ def render(finished: list[dict[str, Any]], counts: dict[str, int],
     o.family("drbdbackup_jobs", "gauge", "Jobs in the store by state")
     for state in STATES:
         o.sample("drbdbackup_jobs", counts.get(state, 0), state=state)
+    o.family("drbdbackup_audit_regression", "gauge",
+             "1 when the audit head this service saw last is gone from the repository's chain")
+    o.sample("drbdbackup_audit_regression", 1 if anchor and anchor.get("regression") else 0)
     if view is not None:
         _cluster(o, view)
     return "\n".join(o.lines) + "\n"

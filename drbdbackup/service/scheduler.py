@@ -19,6 +19,7 @@ import time
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
+from drbdbackup.service import anchor
 from drbdbackup.service.config import Policy, Settings
 from drbdbackup.service.cron import parse_cron
 from drbdbackup.service.jobs import JobContext, Outcome, execute
@@ -117,6 +118,7 @@ class Scheduler:
                     out = Outcome(False, 3, f"internal error: {type(exc).__name__}: {exc}")
                 await self.store.finish(job_id, ok=out.ok, exit_code=out.exit_code,
                                         error=out.error, result=out.result)
+                await anchor.observe_quietly(self.store, self.ctx.repo)
                 log.info("job %d %s: %s %s in %.1fs (exit %d)%s", job_id,
                          "succeeded" if out.ok else "failed", kind, policy.name,
                          time.monotonic() - t0, out.exit_code, f": {out.error}" if out.error else "")

@@ -34,6 +34,13 @@ CREATE TABLE IF NOT EXISTS jobs (
     result_json TEXT
 );
 CREATE INDEX IF NOT EXISTS jobs_state ON jobs (state);
+CREATE TABLE IF NOT EXISTS audit_anchor (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    seq INTEGER NOT NULL,
+    hash TEXT NOT NULL,
+    seen REAL NOT NULL,
+    regression TEXT
+);
 """
 
 
@@ -141,3 +148,21 @@ class JobStore:
             sql += " AND kind=?"
             args = (kind,)
         return await self._run(sql + " ORDER BY id ASC", args)
+
+    async def anchor(self) -> dict[str, Any] | None:
+        """The audit head this service last saw in the repository (format.md section 12.1)
+        and the regression alarm (None: none), or None before the first sighting."""
+        rows = await self._run("SELECT seq, hash, seen, regression FROM audit_anchor WHERE id=1")
+        return rows[0] if rows else None
+
+    async def advance_anchor(self, seq: int, digest: str) -> None:
+        """The head seen now contains the last one: remember it and clear the alarm."""
+        await self._run(
+            "INSERT INTO audit_anchor (id, seq, hash, seen, regression) VALUES (1, ?, ?, ?, NULL) "
+            "ON CONFLICT (id) DO UPDATE SET seq=excluded.seq, hash=excluded.hash, "
+            "seen=excluded.seen, regression=NULL", (seq, digest, time.time()))
+
+    async def raise_regression(self, message: str) -> None:
+        """The last head seen is gone from the chain: keep it (the alarm stays until it is
+        back, or an operator resets the state) and record why."""
+        await self._run("UPDATE audit_anchor SET regression=? WHERE id=1", (message,))

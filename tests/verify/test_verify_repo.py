@@ -94,7 +94,11 @@ def test_multiple_volumes_and_generations(tmp_path: Any) -> None:
     w2 = repo.backup("a", bytes(d2), mode="incremental")
     repo.backup("b", volume_bytes(3, CS, seed=2))
     repo.backup("empty", b"")
-    r = run_verify("--repo", repo.path, "--json", "--full")
+    r = run_verify("--repo", repo.path, "--json", "--full")  # every retained generation
+    assert r.rc == 0, r.out
+    assert [(c["volume_id"], c["verdict"]) for c in r.json["checks"]] == [
+        ("a", "pass"), ("a", "pass"), ("b", "pass"), ("empty", "pass")]
+    r = run_verify("--repo", repo.path, "--json", "--full", "--generation", "latest")
     assert r.rc == 0, r.out
     assert [(c["volume_id"], c["verdict"]) for c in r.json["checks"]] == [
         ("a", "pass"), ("b", "pass"), ("empty", "pass")]
