@@ -76,6 +76,7 @@ def authorized(request: web.Request) -> bool:
 
 async def status(request: web.Request) -> web.Response:
     counts = await request.app[STORE].counts()
+    anchor = await request.app[STORE].anchor()
     sched = request.app[SCHEDULER]
     return web.json_response({
         "version": _version(),
@@ -84,6 +85,8 @@ async def status(request: web.Request) -> web.Response:
         "queued": counts["queued"],
         "jobs": counts,
         "stopping": sched.stopping,
+        "audit_head": {"seq": anchor["seq"], "hash": anchor["hash"]} if anchor else None,
+        "audit_regression": anchor["regression"] if anchor else None,
     })
 
 
@@ -216,7 +219,7 @@ async def metrics(request: web.Request) -> web.Response:
         view: dict[str, Any] | None = await _fresh_view(request.app)
     except Exception:  # noqa: BLE001 - job metrics are served even when the view is not
         view = None
-    text = render(await store.finished_jobs(), await store.counts(), view)
+    text = render(await store.finished_jobs(), await store.counts(), view, await store.anchor())
     return web.Response(text=text, content_type="text/plain", charset="utf-8",
                         headers={"X-Content-Type-Options": "nosniff"})
 
