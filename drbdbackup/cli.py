@@ -122,9 +122,14 @@ def _maintenance_commands(cmd: Callable[..., argparse.ArgumentParser],
 
     sp = cmd("prune", commands.cmd_prune, "remove old generations and unreferenced data")
     sp.add_argument("--repo", required=True)
-    sp.add_argument("--keep-last", type=int, required=True)
-    sp.add_argument("--keep-daily", type=int, default=0)
-    sp.add_argument("--keep-weekly", type=int, default=0)
+    sp.add_argument("--policy", help="apply the rules only to generations made for this policy")
+    sp.add_argument("--volume-id", help="apply the rules only to this volume's generations")
+    sp.add_argument("--keep-last", type=int, default=0, metavar="N")
+    sp.add_argument("--keep-within", metavar="DURATION",
+                    help="every generation less than DURATION (e.g. 36h, 2d, 1w) older than the newest")
+    for period in ("hourly", "daily", "weekly", "monthly", "yearly"):
+        sp.add_argument(f"--keep-{period}", type=int, default=0, metavar="N",
+                        help=f"the newest generation of each of the last N {period} periods (UTC)")
     sp.add_argument("--dry-run", action="store_true")
 
     sp = cmd("check", commands.cmd_check, "check repository consistency")

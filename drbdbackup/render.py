@@ -60,8 +60,11 @@ def check_text(d: dict[str, Any]) -> str:
 
 def prune_text(d: dict[str, Any]) -> str:
     verb = "would remove" if d["dry_run"] else "removed"
-    return (f"{verb} {len(d['removed_generations'])} generation(s) and {d['removed_packs']} pack(s) "
-            f"({human(d['removed_bytes'])}); kept {len(d['kept_generations'])}")
+    lines = [f"{verb} {len(d['removed_generations'])} generation(s) and {d['removed_packs']} pack(s) "
+             f"({human(d['removed_bytes'])}); kept {len(d['kept_generations'])}"]
+    lines += [f"  keep   {g}: {', '.join(why)}" for g, why in d.get("kept_because", {}).items()]
+    lines += [f"  remove {g}: {why}" for g, why in d.get("removed_because", {}).items()]
+    return "\n".join(lines)
 
 
 def _age(seconds: float | None) -> str:

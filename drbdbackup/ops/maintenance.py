@@ -1,4 +1,4 @@
-"""Repository upkeep: init, list, check, prune, report."""
+"""Repository upkeep: init, list, check, prune (the report: ops/reporting.py)."""
 
 from __future__ import annotations
 
@@ -11,8 +11,9 @@ from drbdbackup.linstor.client import ControllerSettings
 from drbdbackup.ops.session import LockMode, RepositoryRef, audit_entry, operation
 from drbdbackup.repo.check import CheckReport, run_check
 from drbdbackup.repo.listing import list_generations
-from drbdbackup.repo.prune import PruneReport, run_prune
+from drbdbackup.repo.prune import PruneReport, PruneScope, prune_scopes, require_rules
 from drbdbackup.repo.repository import DEFAULT_CHUNK, Repository
+from drbdbackup.repo.retention import KeepRules, parse_duration
 
 
 @dataclass(frozen=True)
@@ -65,26 +66,39 @@ def check(ref: RepositoryRef, *, read_data: bool = False) -> CheckReport:
 
 @dataclass(frozen=True)
 class PruneRequest:
-    keep_last: int
+    """Keep rules (`within` e.g. "2d") and what they apply to: the generations of `policy`
+    and/or `volume_id` (None: all generations, including those without a policy)."""
+
+    keep_last: int = 0
     keep_daily: int = 0
     keep_weekly: int = 0
     dry_run: bool = False
+    keep_within: str | None = None
+    keep_hourly: int = 0
+    keep_monthly: int = 0
+    keep_yearly: int = 0
+    policy: str | None = None
+    volume_id: str | None = None
+
+    def scope(self) -> PruneScope:
+        within = parse_duration(self.keep_within) if self.keep_within else None
+        rules = KeepRules(last=self.keep_last, within=within, hourly=self.keep_hourly,
+                          daily=self.keep_daily, weekly=self.keep_weekly,
+                          monthly=self.keep_monthly, yearly=self.keep_yearly)
+        return PruneScope(rules, self.policy, self.volume_id)
 
 
-def prune(ref: RepositoryRef, req: PruneRequest) -> PruneReport:
-    """Apply keep rules and remove unreferenced data, under the exclusive lock."""
+def prune(ref: RepositoryRef, req: PruneRequest | list[PruneRequest]) -> PruneReport:
+    """Apply keep rules (several requests: each to its own generations, e.g. one per policy),
+    then remove unreferenced data once, under the exclusive lock. The audit entry lists every
+    removed generation and why."""
+    reqs = req if isinstance(req, list) else [req]
+    scopes = [r.scope() for r in reqs]
+    require_rules(scopes)  # bad rules fail before the repository is opened
+    dry_run = any(r.dry_run for r in reqs)
     with operation(ref, "prune", lock=LockMode.EXCLUSIVE) as s:
-        rep = run_prune(s.repo, req.keep_last, req.keep_daily, req.keep_weekly, dry_run=req.dry_run)
-        if not req.dry_run:
+        rep = prune_scopes(s.repo, scopes, dry_run=dry_run)
+        if not dry_run:
             s.succeeded("prune", rep.to_dict())
         return rep
 
-
-def report(ref: RepositoryRef, fmt: str, output: str, since: str | None = None,
-           unprotected: list[dict[str, str]] | None = None) -> dict[str, Any]:
-    """Write a compliance report from the audit log (and, when known, the resources nothing
-    protects); returns its summary."""
-    from drbdbackup.report.compliance import write_report
-
-    with operation(ref, "report") as s:
-        return write_report(s.repo, fmt, output, since=since, unprotected=unprotected)

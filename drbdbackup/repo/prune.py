@@ -1,41 +1,52 @@
-"""Retention (pure) and garbage collection of unreferenced packs (under the exclusive lock)."""
+"""Retention per scope (the rules themselves: repo/retention.py) and garbage collection of
+unreferenced packs (under the exclusive lock)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from drbdbackup.errors import IntegrityError, UsageError
+from drbdbackup.errors import IntegrityError, UnknownVolume, UsageError
 from drbdbackup.repo.blob import BlobError, decode_blob, max_plain_length
 from drbdbackup.repo.blobwriter import staging_cleanup
 from drbdbackup.repo.crypto import ZERO_ID
 from drbdbackup.repo.pack import PackEntry, pack_ids, pack_name
 from drbdbackup.repo.records import GenerationRecord, record_name
 from drbdbackup.repo.repository import Repository
+from drbdbackup.repo.retention import KeepRules, decide
 from drbdbackup.repo.tree import walk_tree
 
 
 def select_keep(
     created: list[tuple[str, datetime]], keep_last: int, keep_daily: int = 0, keep_weekly: int = 0
 ) -> set[str]:
-    """Generations to keep among (generation id, created), restic-style bucket rules."""
-    ordered = sorted(created, key=lambda g: (g[1], g[0]), reverse=True)
-    keep = {g for g, _t in ordered[:keep_last]}
-    for count, bucket in ((keep_daily, "%Y-%m-%d"), (keep_weekly, "%G-W%V")):
-        seen: set[str] = set()
-        for gen, ts in ordered:
-            if len(seen) >= count:
-                break
-            b = ts.strftime(bucket)
-            if b not in seen:
-                seen.add(b)
-                keep.add(gen)
-    return keep
+    """Generations to keep among (generation id, created) (see repo/retention.py)."""
+    rules = KeepRules(last=keep_last, daily=keep_daily, weekly=keep_weekly)
+    return set(decide(created, rules).kept)
+
+
+@dataclass(frozen=True)
+class PruneScope:
+    """Keep rules and the generations they apply to: those of `policy` (the record's `policy`
+    field; None: every generation) and of `volume_id` (None: every volume)."""
+
+    rules: KeepRules
+    policy: str | None = None
+    volume_id: str | None = None
+
+    def applies_to(self, rec: GenerationRecord) -> bool:
+        return ((self.policy is None or rec.policy == self.policy)
+                and (self.volume_id is None or rec.volume_id == self.volume_id))
+
+    def to_dict(self) -> dict:
+        return {"policy": self.policy, "volume_id": self.volume_id, "rules": self.rules.to_dict()}
 
 
 @dataclass
 class PruneReport:
-    """What prune removed (or would remove, with dry_run)."""
+    """What prune removed (or would remove, with dry_run), and why: `kept_because` names the
+    rules that kept each generation a scope covered, `removed_because` why each removed one went
+    (the scopes are in `scopes`); `kept_generations` lists every generation that remains."""
 
     dry_run: bool
     removed_generations: list[str] = field(default_factory=list)
@@ -44,6 +55,10 @@ class PruneReport:
     repacked_packs: int = 0
     removed_bytes: int = 0
     kept_packs: int = 0
+    scopes: list[dict] = field(default_factory=list)
+    kept_because: dict[str, list[str]] = field(default_factory=dict)
+    removed_because: dict[str, str] = field(default_factory=dict)
+    outside_scope: int = 0
 
     def to_dict(self) -> dict:
         return self.__dict__.copy()
@@ -57,28 +72,73 @@ def run_prune(
     *,
     dry_run: bool = False,
 ) -> PruneReport:
-    """Apply the keep rules to every volume; the caller holds the exclusive lock."""
-    if keep_last < 1 and keep_daily < 1 and keep_weekly < 1:
-        raise UsageError("prune needs at least one of --keep-last/--keep-daily/--keep-weekly >= 1")
+    """Apply one set of keep rules to every generation (see `prune_scopes`)."""
+    rules = KeepRules(last=keep_last, daily=keep_daily, weekly=keep_weekly)
+    return prune_scopes(repo, [PruneScope(rules)], dry_run=dry_run)
+
+
+def _created(rec: GenerationRecord) -> datetime:
+    try:
+        return datetime.fromisoformat(rec.created)
+    except (TypeError, ValueError):
+        raise IntegrityError(f"prune stopped: generation {rec.volume_id}/{rec.generation} has an "
+                             f"unreadable created time {str(rec.created)[:40]!r}") from None
+
+
+def select_generations(records: list[GenerationRecord], scopes: list[PruneScope], report: PruneReport
+                       ) -> list[GenerationRecord]:
+    """Apply every scope's rules per volume to the records it covers (pure); fill the report's
+    kept/removed lists and reasons; return the records to keep. A generation some scope keeps is
+    kept; one no scope covers is kept untouched."""
+    report.scopes = [s.to_dict() for s in scopes]
+    doomed: dict[str, str] = {}
+    for scope in scopes:
+        by_volume: dict[str, list[GenerationRecord]] = {}
+        for r in records:
+            if scope.applies_to(r):
+                by_volume.setdefault(r.volume_id, []).append(r)
+        where = ", ".join(f"{k} {v}" for k, v in (("policy", scope.policy),
+                                                   ("volume", scope.volume_id)) if v)
+        rules = ", ".join(f"{k} {v}" for k, v in scope.rules.to_dict().items())
+        for volume, recs in by_volume.items():
+            decision = decide([(r.generation, _created(r)) for r in recs], scope.rules)
+            for gen, why in decision.kept.items():
+                report.kept_because.setdefault(f"{volume}/{gen}", []).extend(why)
+            for gen in decision.removed:
+                doomed[f"{volume}/{gen}"] = (f"no keep rule ({rules}) of scope "
+                                             f"{where or 'all generations'} keeps it")
+    keep: list[GenerationRecord] = []
+    for r in records:
+        label = f"{r.volume_id}/{r.generation}"
+        if label in doomed and label not in report.kept_because:
+            report.removed_generations.append(label)
+            report.removed_because[label] = doomed[label]
+        else:
+            keep.append(r)
+            report.kept_generations.append(label)
+            report.outside_scope += label not in report.kept_because
+    return keep
+
+
+def require_rules(scopes: list[PruneScope]) -> None:
+    """Refuse scopes without a keep rule (prune would remove every generation they cover)."""
+    if not scopes or not all(s.rules.any for s in scopes):
+        raise UsageError("prune needs at least one keep rule: --keep-last, --keep-within, "
+                         "--keep-hourly, --keep-daily, --keep-weekly, --keep-monthly or --keep-yearly")
+
+
+def prune_scopes(repo: Repository, scopes: list[PruneScope], *, dry_run: bool = False) -> PruneReport:
+    """Select per scope, then remove unreferenced data once; the caller holds the exclusive lock."""
+    require_rules(scopes)
     report = PruneReport(dry_run=dry_run)
     repo.load_index()
     _refuse_unreadable_index(repo)
-    keep_records: list[GenerationRecord] = []
-    for volume in repo.volumes():
-        recs = [repo.read_record(volume, g) for g in repo.generation_ids(volume)]
-        keep = select_keep(
-            [(r.generation, datetime.fromisoformat(r.created)) for r in recs],
-            keep_last,
-            keep_daily,
-            keep_weekly,
-        )
-        for r in recs:
-            label = f"{volume}/{r.generation}"
-            if r.generation in keep:
-                keep_records.append(r)
-                report.kept_generations.append(label)
-            else:
-                report.removed_generations.append(label)
+    volumes = repo.volumes()
+    unknown = sorted({s.volume_id for s in scopes if s.volume_id and s.volume_id not in volumes})
+    if unknown:
+        raise UnknownVolume(f"no generations for volume {unknown[0]}")
+    records = [repo.read_record(v, g) for v in volumes for g in repo.generation_ids(v)]
+    keep_records = select_generations(records, scopes, report)
     referenced = _referenced_blobs(repo, keep_records)
     plan = _plan_packs(repo, referenced)
     report.kept_packs = len(plan.keep)

@@ -42,9 +42,10 @@ EXAMPLE (parsed by the tests):
     name = "images"
     files = [{ path = "/srv/images/golden.img", volume_id = "golden" }]
     schedule = "0 */6 * * *"
-    keep_last = 7                    # keep_* rules must be the same in every policy that sets
-    keep_daily = 14                  # them: prune applies to the whole repository
-    keep_weekly = 8
+    keep_last = 7                    # each policy's keep_* rules apply to its own generations
+    keep_within = "2d"               # (the record's policy): every generation of the last 2 days
+    keep_daily = 14                  # keep_hourly/daily/weekly/monthly/yearly: the newest one of
+    keep_monthly = 12                # each of the last N periods (UTC)
 """
 
 from __future__ import annotations
@@ -59,6 +60,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from drbdbackup.errors import UsageError
 from drbdbackup.linstor.selection import SelectionRule
+from drbdbackup.ops.maintenance import PruneRequest
 from drbdbackup.service.cron import CronError, parse_cron
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
@@ -172,6 +174,10 @@ class Policy(_Strict):
     keep_last: int = Field(0, ge=0)
     keep_daily: int = Field(0, ge=0)
     keep_weekly: int = Field(0, ge=0)
+    keep_within: str | None = Field(None, description="e.g. 36h, 2d, 1w: measured from the newest generation")
+    keep_hourly: int = Field(0, ge=0)
+    keep_monthly: int = Field(0, ge=0)
+    keep_yearly: int = Field(0, ge=0)
     verify_sample: float = Field(0.0, ge=0.0, le=1.0)
     tracker: Literal["auto", "checksum", "reflink", "thin-delta", "full"] = "auto"
 
@@ -183,6 +189,16 @@ class Policy(_Strict):
                 parse_cron(v)
             except CronError as exc:
                 raise ValueError(f"bad cron expression {v!r}: {exc}") from None
+        return v
+
+    @field_validator("keep_within")
+    @classmethod
+    def _duration(cls, v: str | None) -> str | None:
+        if v is not None:
+            try:
+                PruneRequest(keep_within=v).scope()
+            except UsageError as exc:
+                raise ValueError(str(exc)) from None
         return v
 
     @model_validator(mode="after")
@@ -209,7 +225,15 @@ class Policy(_Strict):
 
     @property
     def has_retention(self) -> bool:
-        return bool(self.keep_last or self.keep_daily or self.keep_weekly)
+        return bool(self.keep_last or self.keep_within or self.keep_hourly or self.keep_daily
+                     or self.keep_weekly or self.keep_monthly or self.keep_yearly)
+
+    def prune_request(self) -> PruneRequest:
+        """The policy's keep rules, applied to the generations recorded for this policy."""
+        return PruneRequest(self.keep_last, self.keep_daily, self.keep_weekly,
+                            keep_within=self.keep_within, keep_hourly=self.keep_hourly,
+                            keep_monthly=self.keep_monthly, keep_yearly=self.keep_yearly,
+                            policy=self.name)
 
     def target(self) -> str:
         """A short description of what the policy backs up (no secrets)."""
@@ -236,10 +260,6 @@ class Settings(_Strict):
         dup = {n for n in names if names.count(n) > 1}
         if dup:
             raise ValueError(f"duplicate policy name(s): {', '.join(sorted(dup))}")
-        rules = {(p.keep_last, p.keep_daily, p.keep_weekly) for p in self.policy if p.has_retention}
-        if len(rules) > 1:
-            raise ValueError("policies with keep_* rules must all use the same rules: "
-                             "retention is applied to the whole repository")
         return self
 
     def policy_named(self, name: str) -> Policy | None:

@@ -18,6 +18,7 @@ from drbdbackup.errors import (
     EXIT_USAGE,
     DrbdBackupError,
     RepositoryLocked,
+    UsageError,
     describe,
 )
 from drbdbackup.linstor.client import ControllerSettings
@@ -25,7 +26,7 @@ from drbdbackup.linstor.inventory import take_inventory
 from drbdbackup.linstor.selection import Selection, select
 from drbdbackup.ops.backup import BackupOptions, BackupResult, FileBackup, ReadOptions, back_up_file
 from drbdbackup.ops.backup_linstor import LinstorBackup, back_up_resources
-from drbdbackup.ops.maintenance import PruneRequest, list_volumes, prune
+from drbdbackup.ops.maintenance import list_volumes, prune
 from drbdbackup.ops.session import RepositoryRef
 from drbdbackup.ops.verification import VerifyRequest, failed_verification, run_verifier_async
 from drbdbackup.service.config import Policy, Settings
@@ -78,7 +79,7 @@ def backup_policy(ctx: JobContext, policy: Policy, out: list[BackupResult]) -> N
         read=ReadOptions(rate_bytes_s=ctx.settings.service.read_rate_mib << 20, progress=False))
     if policy.files:
         for f in policy.files:
-            out.append(back_up_file(ctx.repo, FileBackup(f.path, f.volume_id), opts))
+            out.append(back_up_file(ctx.repo, FileBackup(f.path, f.volume_id, policy.name), opts))
         return
     chosen = plan_policies(ctx).chosen[policy.name]
     why = {c.resource: c.reason for c in chosen}
@@ -130,9 +131,13 @@ def policy_volumes(ctx: JobContext, policy: Policy) -> list[str]:
 
 
 def prune_policy(ctx: JobContext, policy: Policy) -> dict:
-    """Apply the policy's keep rules (repository-wide, like `drbdbackup prune`) (blocking)."""
-    req = PruneRequest(policy.keep_last, policy.keep_daily, policy.keep_weekly)
-    return prune(ctx.repo, req).to_dict()
+    """Prune every policy that has keep rules, each by its own rules and only the generations
+    recorded for it (generations without a policy are left to a manual prune), then remove
+    unreferenced data once (blocking). `policy` is the one the job runs for."""
+    reqs = [p.prune_request() for p in ctx.settings.policy if p.has_retention]
+    if not reqs:
+        raise UsageError(f"policy {policy.name} has no keep_* rule")
+    return prune(ctx.repo, reqs).to_dict()
 
 
 async def do_backup(ctx: JobContext, policy: Policy) -> Outcome:
@@ -174,7 +179,7 @@ async def do_verify(ctx: JobContext, policy: Policy) -> Outcome:
 
 async def do_prune(ctx: JobContext, policy: Policy) -> Outcome:
     if not policy.has_retention:
-        return Outcome(False, EXIT_USAGE, f"policy {policy.name} has no keep_last/keep_daily/keep_weekly rule")
+        return Outcome(False, EXIT_USAGE, f"policy {policy.name} has no keep_* rule")
     try:
         return Outcome(True, EXIT_OK, None, {"prune": await asyncio.to_thread(prune_policy, ctx, policy)})
     except Exception as exc:  # noqa: BLE001

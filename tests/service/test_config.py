@@ -61,8 +61,8 @@ def test_s3_location_is_kept(tmp_path: Path) -> None:
     (GOOD_SERVICE, '[[policy]]\nname = "bad name"\nfiles = [{ path = "f", volume_id = "v" }]', "policy.0.name"),
     (GOOD_SERVICE, '[[policy]]\nname = "p"\nfiles = [{ path = "f", volume_id = "a/b" }]', "volume_id"),
     (GOOD_SERVICE, GOOD_POLICY + "\n" + GOOD_POLICY, "duplicate policy"),
-    (GOOD_SERVICE, GOOD_POLICY + "\nkeep_last = 1\n" + GOOD_POLICY.replace('"p"', '"q"') + "\nkeep_last = 2",
-     "same rules"),
+    (GOOD_SERVICE, GOOD_POLICY + '\nkeep_within = "2 days"', "keep_within"),
+    (GOOD_SERVICE, GOOD_POLICY + "\nkeep_monthly = -1", "keep_monthly"),
     (GOOD_SERVICE, "[linstor]\nfoo = 1", "linstor.foo"),
     (GOOD_SERVICE, "[[policy]]\nname = ", "not valid TOML"),
 ])
