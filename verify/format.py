@@ -83,7 +83,7 @@ AAD_INDEX = b"drbdbackup-index-v1"
 AAD_GENERATION = b"drbdbackup-generation-v1"
 
 AUDIT_EVENTS = frozenset(
-    {"init", "backup", "restore", "verify", "prune", "check", "failure", "quarantine", "lock"}
+    {"init", "backup", "restore", "verify", "prune", "check", "failure", "quarantine", "lock", "key"}
 )
 
 

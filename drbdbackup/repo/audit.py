@@ -25,7 +25,8 @@ from drbdbackup.repo.records import HEX64_RE, JsonObjectError, load_json_object
 
 GENESIS = "0" * 64
 AUDIT_AAD = b"drbdbackup-audit-v1"
-EVENTS = {"init", "backup", "restore", "verify", "prune", "check", "failure", "quarantine", "lock"}
+EVENTS = {"init", "backup", "restore", "verify", "prune", "check", "failure", "quarantine", "lock",
+          "key"}
 ENTRY_NAME_RE = re.compile(r"^audit/[0-9]{12}$")
 
 
