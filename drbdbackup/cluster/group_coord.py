@@ -74,6 +74,10 @@ class GroupCoordinator:
             return None
         return GroupAttempt(group, cycle, d.attempt, rec.snapshot, rec.members, rec.node)
 
+    def live(self, a: GroupAttempt) -> bool:
+        """Whether attempt `a` may still be completed (members keep working for it)."""
+        return self._live(a)
+
     def _live(self, a: GroupAttempt) -> bool:
         return group_attempt_live(self.store.cycle_view(a.key, a.cycle), a.attempt,
                                   self.life.is_dead)

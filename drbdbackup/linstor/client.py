@@ -302,9 +302,18 @@ class Controller:
 
     # ---- changes --------------------------------------------------------------------------
 
-    def create_snapshot(self, rscs: list[str], name: str, nodes: list[str]) -> None:
-        """One resource: snapshot_create; several: snapshot_create_multi (one consistency group)."""
-        if len(rscs) == 1:
+    def create_snapshot(self, rscs: list[str], name: str,
+                        nodes: list[str] | dict[str, list[str]]) -> None:
+        """One resource: snapshot_create; several: snapshot_create_multi (one consistency group).
+        `nodes`: one list for all (empty: every diskful node), or a list per resource (the
+        UpToDate replicas of each: LINSTOR refuses a snapshot of one that is not)."""
+        if isinstance(nodes, dict):
+            snaps = [{"name": name, "resource_name": r, **({"nodes": nodes[r]} if nodes.get(r) else {})}
+                     for r in rscs]
+            replies = self._call("snapshot create", self.api._rest_request,  # noqa: SLF001
+                                 linstor.sharedconsts.API_CRT_SNAPSHOT_MULTI, "POST",
+                                 "/v1/actions/snapshot/multi", {"snapshots": snaps})
+        elif len(rscs) == 1:
             replies = self._call("snapshot create", self.api.snapshot_create, nodes, rscs[0], name)
         else:
             replies = self._call("snapshot create", self.api.snapshot_create_multi, nodes, rscs, name)

@@ -83,12 +83,13 @@ def _context(req: LinstorBackup, rd: DefinitionInfo | None, members: list[str]) 
 
 
 def _job(repo: Repository, ctl: Controller, src: VolumeSource, snap: str, info: SnapshotInfo,
-         opts: BackupOptions, group: list[str], context: RecordContext) -> VolumeJob:
+         opts: BackupOptions, group: list[str], context: RecordContext,
+         parent: Parent | None = None) -> VolumeJob:
     rep = src.replica
     path = snapshot_data_path(rep.provider_kind, src.backing_object, src.resource,
                               rep.volume_number, snap)
     ensure_readable(rep.provider_kind, path)
-    parent = Parent.read(repo, src.volume_id)
+    parent = parent or Parent.read(repo, src.volume_id)
     facts = parent_facts(ctl, src, parent.record.source if parent.record else None)
     pair = SnapshotPair(rep.provider_kind, src.backing_object, src.resource, rep.volume_number,
                         rep.usable_bytes, facts.parent_snapshot, facts.parent_path, snap, path)

@@ -14,7 +14,8 @@ while some key of the cycle is claimable (at most once per heartbeat interval), 
 makes a handful of LINSTOR API calls per cycle. A cycle that cannot be planned (controller or
 repository away) is skipped with its reason, logged and recorded as a failed job once per
 cycle, and planned again at the next poll. After each cycle the agent publishes its state to
-the controller's key-value store (`cluster_report`; display only).
+the controller's key-value store (`cluster_report`; display only). A consistency-group policy
+is one group key whose claimant only snapshots; members are read where they live (cluster_group).
 """
 
 from __future__ import annotations
@@ -24,30 +25,31 @@ import dataclasses
 import logging
 import threading
 import time
-from collections.abc import Callable
-from contextlib import AbstractContextManager
-from typing import TypeVar
+from collections.abc import Callable, Coroutine
+from contextlib import AbstractContextManager, nullcontext
+from typing import Any, TypeVar
 
 from drbdbackup.cluster.agent import Clocks, ClusterSettings
 from drbdbackup.cluster.claims import Step
 from drbdbackup.cluster.coordinator import Claim, Coordinator
 from drbdbackup.cluster.cycle import Schedule, current_cycle
-from drbdbackup.cluster.errors import DuplicateAgent, Fenced
-from drbdbackup.cluster.names import ClusterKey
+from drbdbackup.cluster.errors import Fenced
+from drbdbackup.cluster.names import ClusterKey, KeyKind
 from drbdbackup.errors import EnvironmentFailure, RepositoryLocked, describe
 from drbdbackup.linstor.client import ControllerSettings
 from drbdbackup.linstor.identity import resolve_node
 from drbdbackup.linstor.inventory import Inventory, take_inventory
-from drbdbackup.linstor.selection import select
 from drbdbackup.ops.backup import BackupOptions, BackupResult, ReadOptions
 from drbdbackup.ops.backup_linstor import LinstorBackup, back_up_resources
 from drbdbackup.ops.session import exclusive_lock_holder
 from drbdbackup.ops.status import has_records_of
+from drbdbackup.service.cluster_group import GroupRuns, MemberWork
 from drbdbackup.service.cluster_guard import Retries, SnapshotGuard, job_result, snapshot_slot
 from drbdbackup.service.cluster_plan import (
     Inventories,
     Work,
     candidates,
+    policy_batches,
     schedule_of,
 )
 from drbdbackup.service.cluster_report import (
@@ -56,6 +58,7 @@ from drbdbackup.service.cluster_report import (
     ApiCounter,
     Skips,
     clock_offset_for_tests,
+    heartbeat_loop,
     publish,
     publish_loop,
 )
@@ -99,6 +102,7 @@ class ClusterAgent:
         c = settings.cluster
         self._retries = Retries(max(c.rank_delay_s, c.heartbeat_s), c.lease_s)
         self._locked: str | None = None  # a backup met a lock: look before claiming again
+        self._groups = GroupRuns(self)  # cross-node consistency groups: claimant and members
 
     # ---- lifecycle ----------------------------------------------------------------------
 
@@ -141,6 +145,11 @@ class ClusterAgent:
         base = self.ctx.controller()
         return dataclasses.replace(base, before_call=self.api_calls.counting(base.before_call))
 
+    def backup_options(self, p: Policy) -> BackupOptions:
+        return BackupOptions.parse(
+            p.tracker, verify_sample=p.verify_sample or None,
+            read=ReadOptions(rate_bytes_s=self.settings.service.read_rate_mib << 20, progress=False))
+
     def _resolve_node(self, configured: str) -> str:
         with self.controller().connect() as ctl:
             return resolve_node(ctl.nodes(), configured)
@@ -171,7 +180,8 @@ class ClusterAgent:
         return self._coord(lambda c: c.rank(key, cycle, cands)).rank_of(self.node)
 
     def _try_claim(self, w: Work, rank: int) -> Claim | None:
-        return self._coord(lambda c: c.try_claim(w.key, w.cycle, rank))
+        members = tuple(w.resources) if w.key.kind is KeyKind.GROUP else ()
+        return self._coord(lambda c: c.try_claim(w.key, w.cycle, rank, members))
 
     def _observing(self) -> bool:
         """Whether our view of the other agents is recent. After this process was stopped
@@ -197,30 +207,7 @@ class ClusterAgent:
     # ---- loops --------------------------------------------------------------------------
 
     async def _heartbeats(self) -> None:
-        assert self.settings.cluster is not None
-        h = self.settings.cluster.heartbeat_s
-        beats = 0
-        while not self.stopping:
-            beats += 1
-            try:
-                await asyncio.to_thread(self._coord, lambda c: c.heartbeat())
-                if self._beat_error:
-                    log.info("heartbeats work again")
-                self._observed_at, self._beat_error = time.monotonic(), None
-                if beats % PRUNE_EVERY_BEATS == 0:  # old cycles' objects; any agent may
-                    await asyncio.to_thread(self._coord, lambda c: c.prune())
-            except DuplicateAgent as exc:
-                self.fatal = str(exc)
-                self.state.stop(self.fatal)
-                log.error("%s: this agent stops claiming", exc)
-                self.stopping = True
-                return
-            except Exception as exc:  # noqa: BLE001 - the repository may be away; keep trying
-                why = describe(exc)[1]
-                if why != self._beat_error:  # once per reason, not every h
-                    log.warning("heartbeat failed: %s", why)
-                self._beat_error = why
-            await asyncio.sleep(h)
+        await heartbeat_loop(self, PRUNE_EVERY_BEATS)
 
     def _publish(self) -> None:
         assert self.coordinator is not None
@@ -240,36 +227,50 @@ class ClusterAgent:
         while not self.stopping:
             try:
                 fetches = self._inventories.fetches
-                work = await asyncio.to_thread(self._plan, policy, schedule)
+                work, members = await asyncio.to_thread(self._plan, policy, schedule)
                 if self._inventories.fetches > fetches:  # the controller answered again
                     self._skips.cleared(policy.name)
                 for w in work:
                     if w.key not in self._busy and not self.stopping:
                         self._busy.add(w.key)
-                        task = asyncio.create_task(self._run(w), name=f"backup-{w.key}")
-                        self._backups.add(task)
-                        task.add_done_callback(self._backups.discard)
+                        self._spawn(self._run(w), f"backup-{w.key}")
+                for mw in members:
+                    if mw.token not in self._groups.busy and not self.stopping:
+                        self._groups.busy.add(mw.token)
+                        self._spawn(self._groups.run_member(mw), f"member-{mw}")
             except Exception as exc:  # noqa: BLE001 - an outage: skip, say why, retry at once
                 cycle = await asyncio.to_thread(self._coord, lambda c: c.current_cycle(schedule))
                 await self._skips.note(policy.name, cycle, exc)
             await asyncio.sleep(poll)
 
+    def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
+        task = asyncio.create_task(coro, name=name)
+        self._backups.add(task)
+        task.add_done_callback(self._backups.discard)
+
     # ---- one cycle ----------------------------------------------------------------------
 
-    def _plan(self, policy: Policy, schedule: Schedule) -> list[Work]:
-        """The keys of `policy` this agent should claim now (blocking)."""
+    def _plan(self, policy: Policy, schedule: Schedule) -> tuple[list[Work], list[MemberWork]]:
+        """The keys of `policy` this agent should claim now, and the members of open group
+        attempts it may sub-claim (blocking)."""
         cycle = self._coord(lambda c: c.current_cycle(schedule))
         if cycle is None:
-            return []
+            return [], []
         if not self._observing():
             if self._beat_error:  # the repository is away: a skipped cycle, with its reason
                 raise EnvironmentFailure(f"no heartbeat round: {self._beat_error}")
-            return []
+            return [], []
         self._note_cycle(cycle)
-        batches = [b for b in self._batches(policy, cycle) if b[0] not in self._busy
-                   and self._retries.ready(b[0], cycle) and self._claimable(b[0], cycle)]
-        previous = current_cycle(schedule, cycle - 1) if batches else None
-        batches = [b for b in batches if self._earlier_run(b[0], previous) is None]
+        every = self._batches(policy, cycle)
+        previous = current_cycle(schedule, cycle - 1)
+        members = self._groups.member_work(policy, [cycle] + ([previous] if previous else []),
+                                           every)
+        return self._claims(policy, cycle, previous, every), members
+
+    def _claims(self, policy: Policy, cycle: int, previous: int | None,
+                every: list[tuple[ClusterKey, list[str], str]]) -> list[Work]:
+        batches = [b for b in every if b[0] not in self._busy and self._retries.ready(b[0], cycle)
+                   and self._claimable(b[0], cycle) and self._earlier_run(b[0], previous) is None]
         if not batches:
             return []
         if self._locked is not None:  # claim nothing while a manual prune holds the repository
@@ -294,15 +295,7 @@ class ClusterAgent:
         cached = self._plans.get(policy.name)
         if cached is not None and cached[0] == cycle:
             return cached[1]
-        inv = self._inventories.get(max_age_s=0)
-        rules = [p.selection_rule() for p in self.settings.policy if p.selects_linstor]
-        chosen = select(inv.resources, rules, set(inv.groups)).chosen.get(policy.name, [])
-        why = {c.resource: c.reason for c in chosen}
-        names = sorted(why)
-        keys = ([(ClusterKey.group(policy.name), names)] if policy.consistency_group and names
-                else [(ClusterKey.resource(r), [r]) for r in names])
-        batches = [(key, rscs, "; ".join(dict.fromkeys(why[r] for r in rscs)))
-                   for key, rscs in keys]
+        batches = policy_batches(self._inventories.get(max_age_s=0), self.settings.policy, policy)
         self._plans[policy.name] = (cycle, batches)
         return batches
 
@@ -320,7 +313,8 @@ class ClusterAgent:
             if claim is None:
                 return
             job_id = await self.store.add(w.policy.name, "backup", f"{w.key} cycle {w.cycle}")
-            async with self._slots:
+            # a group's claimant reads nothing: no job slot (its members need them)
+            async with self._slots if w.key.kind is not KeyKind.GROUP else nullcontext():
                 await self.store.mark_running(job_id)
                 results: list[BackupResult] = []
                 try:
@@ -388,16 +382,16 @@ class ClusterAgent:
                 self._coord(lambda c: c.commit(claim, generation))
                 committed.append(True)
 
+        if w.key.kind is KeyKind.GROUP:  # members are read where they live (cluster_group)
+            self._groups.claimant(w.resources, claim)
+            return
         p = w.policy
-        opts = BackupOptions.parse(
-            p.tracker, verify_sample=p.verify_sample or None,
-            read=ReadOptions(rate_bytes_s=self.settings.service.read_rate_mib << 20, progress=False))
         req = LinstorBackup(tuple(w.resources), self.controller(), node=self.node,
                             cluster=self.settings.linstor.cluster, policy=p.name,
                             selected_by=w.reason, label_properties=tuple(p.label_properties),
                             snapshot=claim.snapshot, fence=fence,
                             may_delete=lambda snap: self._guard.may_delete(w.key, w.resources, snap),
                             snapshot_slot=self._snapshot_slot)
-        out.extend(back_up_resources(self.ctx.repo, req, opts))
+        out.extend(back_up_resources(self.ctx.repo, req, self.backup_options(p)))
         if not committed:  # nothing to record (no volumes): still close the cycle
             self._coord(lambda c: c.commit(claim, None))

@@ -14,6 +14,7 @@ from drbdbackup.cluster.names import ClusterKey
 from drbdbackup.cluster.ranking import Candidate
 from drbdbackup.linstor.inventory import Inventory
 from drbdbackup.linstor.placement import UP_TO_DATE
+from drbdbackup.linstor.selection import select
 from drbdbackup.service.config import Policy
 from drbdbackup.service.cron import parse_cron
 
@@ -38,6 +39,33 @@ def candidates(inv: Inventory, rscs: list[str], alive: Callable[[str], bool]) ->
                 per_node.setdefault(rep.node, []).append(rep.disk_state == UP_TO_DATE)
     return [Candidate(node, all(states), online.get(node, False), alive(node))
             for node, states in sorted(per_node.items())]
+
+
+def up_to_date_nodes(inv: Inventory, rscs: list[str]) -> dict[str, list[str]]:
+    """Per resource, the ONLINE nodes whose diskful replica (every volume) is UpToDate: the
+    nodes a snapshot may be taken on (LINSTOR refuses a replica that is not UpToDate)."""
+    online = {n.name for n in inv.nodes if n.online}
+    out: dict[str, list[str]] = {}
+    for rsc in rscs:
+        ok: dict[str, bool] = {}
+        for rep in inv.replicas.get(rsc, []):
+            if not rep.diskless and rep.node in online:
+                ok[rep.node] = ok.get(rep.node, True) and rep.disk_state == UP_TO_DATE
+        out[rsc] = sorted(n for n, good in ok.items() if good)
+    return out
+
+
+def policy_batches(inv: Inventory, policies: list[Policy],
+                   policy: Policy) -> list[tuple[ClusterKey, list[str], str]]:
+    """`policy`'s keys with their resources and why it chose them: one group key for a
+    consistency-group policy, else one key per resource (selection against all policies)."""
+    rules = [p.selection_rule() for p in policies if p.selects_linstor]
+    chosen = select(inv.resources, rules, set(inv.groups)).chosen.get(policy.name, [])
+    why = {c.resource: c.reason for c in chosen}
+    names = sorted(why)
+    keys = ([(ClusterKey.group(policy.name), names)] if policy.consistency_group and names
+            else [(ClusterKey.resource(r), [r]) for r in names])
+    return [(key, rscs, "; ".join(dict.fromkeys(why[r] for r in rscs))) for key, rscs in keys]
 
 
 @dataclass

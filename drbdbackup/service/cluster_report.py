@@ -15,12 +15,14 @@ import json
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import linstor
 
+from drbdbackup.cluster.errors import DuplicateAgent
 from drbdbackup.errors import UsageError, describe
 from drbdbackup.linstor.client import Controller, ControllerError
 from drbdbackup.service.store import JobStore
@@ -207,3 +209,33 @@ class Skips:
             log.info("policy %s: planning again (cycle %s was skipped: %s)", policy, seen[0],
                      seen[1])
             self.state.skip(policy, None)
+
+
+async def heartbeat_loop(agent: Any, prune_every: int) -> None:
+    """Every h one heartbeat round of `agent` (a ClusterAgent), and every `prune_every` rounds a
+    prune of old cycles' objects (any agent may). Two agents under one name: stop claiming.
+    A failing round is logged once per reason; `agent._beat_error` tells the planner why."""
+    assert agent.settings.cluster is not None
+    h = agent.settings.cluster.heartbeat_s
+    beats = 0
+    while not agent.stopping:
+        beats += 1
+        try:
+            await asyncio.to_thread(agent._coord, lambda c: c.heartbeat())
+            if agent._beat_error:
+                log.info("heartbeats work again")
+            agent._observed_at, agent._beat_error = time.monotonic(), None
+            if beats % prune_every == 0:
+                await asyncio.to_thread(agent._coord, lambda c: c.prune())
+        except DuplicateAgent as exc:
+            agent.fatal = str(exc)
+            agent.state.stop(agent.fatal)
+            log.error("%s: this agent stops claiming", exc)
+            agent.stopping = True
+            return
+        except Exception as exc:  # noqa: BLE001 - the repository may be away; keep trying
+            why = describe(exc)[1]
+            if why != agent._beat_error:  # once per reason, not every h
+                log.warning("heartbeat failed: %s", why)
+            agent._beat_error = why
+        await asyncio.sleep(h)
