@@ -89,7 +89,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _run(cmd: list[str] | str, timeout: float, shell: bool = False) -> tuple[int, str, float]:
-    """Run a command; (exit code, combined output tail, seconds)."""
+    """Run a command; (exit code, combined output, seconds). Callers keep only the last TAIL
+    characters in reports (the whole output is parsed: a long `list --json` must not be cut)."""
     start = time.monotonic()
     try:
         p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, shell=shell,
@@ -99,7 +100,7 @@ def _run(cmd: list[str] | str, timeout: float, shell: bool = False) -> tuple[int
         rc, out = 124, f"timed out after {timeout:.0f} s"
     except OSError as e:
         rc, out = 127, f"cannot run {cmd!r}: {e.strerror}"
-    return rc, out[-TAIL:], time.monotonic() - start
+    return rc, out, time.monotonic() - start
 
 
 def latest_generations(backup: list[str], repo: str, pw: list[str],
@@ -107,7 +108,7 @@ def latest_generations(backup: list[str], repo: str, pw: list[str],
     """volume_id -> latest generation id, from ``drbdbackup list --json``."""
     rc, out, _s = _run([*backup, "list", "--repo", repo, "--json", *pw], timeout)
     if rc != 0:
-        raise RuntimeError(f"drbdbackup list failed (exit {rc}): {out.strip().splitlines()[-1:]}")
+        raise RuntimeError(f"drbdbackup list failed (exit {rc}): {out[-TAIL:].strip().splitlines()[-1:]}")
     start = out.find("{")
     try:
         gens = json.loads(out[start:] if start >= 0 else out)["generations"]
@@ -130,7 +131,7 @@ def drill_volume(args: argparse.Namespace, backup: list[str], verify: list[str],
     try:
         rc, out, secs = _run([*backup, "restore", "--repo", args.repo, "--volume-id", vid,
                               "--generation", gen, "--target", target, *pw], args.timeout)
-        steps[0].seconds, steps[0].output = secs, out
+        steps[0].seconds, steps[0].output = secs, out[-TAIL:]
         if rc != 0:
             steps[0].status, steps[0].message = "fail", f"restore of {gen} exited {rc}"
             for s in steps[1:]:
@@ -140,13 +141,13 @@ def drill_volume(args: argparse.Namespace, backup: list[str], verify: list[str],
         rc, out, secs = _run([*verify, "--repo", args.repo, "--full", "--volume-id", vid,
                               "--generation", gen, "--source", target, "--json", *pw],
                              args.timeout)
-        steps[1].seconds, steps[1].output = secs, out
+        steps[1].seconds, steps[1].output = secs, out[-TAIL:]
         try:
             res = json.loads(out[out.find("{"):])
             summary = (f"checked {res['chunks_checked']} chunks, {res['chunks_failed']} failed, "
                        f"{res['bytes_compared_with_source']} bytes compared with the restore")
         except (ValueError, KeyError):
-            summary = out.strip().splitlines()[-1] if out.strip() else ""
+            summary = out[-TAIL:].strip().splitlines()[-1] if out.strip() else ""
         steps[1].message = summary
         if rc != 0:
             steps[1].status, steps[1].message = "fail", f"drbdverify exited {rc}: {summary}"
@@ -156,7 +157,7 @@ def drill_volume(args: argparse.Namespace, backup: list[str], verify: list[str],
         cmd = args.hook.format(target=shlex.quote(target), volume_id=shlex.quote(vid),
                                generation=shlex.quote(gen))
         rc, out, secs = _run(cmd, args.timeout, shell=True)
-        steps[2].seconds, steps[2].output = secs, out
+        steps[2].seconds, steps[2].output = secs, out[-TAIL:]
         steps[2].message = f"hook exited {rc}"
         if rc != 0:
             steps[2].status = "fail"

@@ -136,12 +136,25 @@ def _maintenance_commands(cmd: Callable[..., argparse.ArgumentParser],
     sp.add_argument("--repo", required=True)
     sp.add_argument("--read-data", action="store_true", help="also read and verify every blob")
 
-    sp = cmd("report", commands.cmd_report, "write a compliance report from the audit log")
-    sp.add_argument("--repo", required=True)
-    sp.add_argument("--config", help="the service config: also list resources no policy protects")
-    sp.add_argument("--since", help="only entries at or after this date (YYYY-MM-DD)")
-    sp.add_argument("--format", required=True, choices=["json", "html"])
-    sp.add_argument("--output", required=True)
+    sp = cmd("report", commands.cmd_report, "write a (signed) compliance report; `report keygen` makes a key pair")
+    sp.add_argument("action", nargs="?", choices=["keygen"], help="keygen: make an Ed25519 key pair")
+    sp.add_argument("--repo")
+    sp.add_argument("--config", help="the service config: policies (rpo, verify_coverage_days, keep_*) "
+                    "and resources no policy protects")
+    sp.add_argument("--since", help="first day of the report (YYYY-MM-DD, UTC; default: the first entry)")
+    sp.add_argument("--until", help="last day of the report (YYYY-MM-DD, UTC; default: today)")
+    sp.add_argument("--format", choices=["json", "html", "pdf"])
+    sp.add_argument("--output")
+    sp.add_argument("--sign-key", help="Ed25519 private key (PEM) to sign the report with")
+    sp.add_argument("--rpo", help="recovery point objective for every volume, e.g. 24h (overrides policies)")
+    sp.add_argument("--volume-id", help="only this volume")
+    sp.add_argument("--output-dir", help="keygen: where to write report-signing.key/.pub")
+
+    sp = cmd("verify-report", commands.cmd_verify_report, "check a signed report (JSON, HTML or PDF)")
+    sp.add_argument("file")
+    sp.add_argument("--public-key", help="the signer's Ed25519 public key (PEM)")
+    sp.add_argument("--extract", metavar="DIR", help="write report.payload/report.sig (and document.*) "
+                    "for openssl pkeyutl -verify -rawin")
 
     sp = cmd("serve", commands.cmd_serve, "run the backup service (schedules, REST API, metrics)")
     sp.add_argument("--config", required=True, help="TOML configuration file")

@@ -146,6 +146,7 @@ class _FromConfig:
     controller: ControllerSettings
     rules: list[SelectionRule]
     lease_s: float | None
+    policies: tuple[Any, ...] = ()
 
 
 def _from_config(args: argparse.Namespace) -> _FromConfig:
@@ -161,7 +162,7 @@ def _from_config(args: argparse.Namespace) -> _FromConfig:
         ControllerSettings(cfg.linstor.controllers, token=token,
                            allow_insecure=cfg.linstor.allow_insecure),
         [p.selection_rule() for p in cfg.policy if p.selects_linstor],
-        cfg.cluster.lease_s if cfg.cluster else None)
+        cfg.cluster.lease_s if cfg.cluster else None, tuple(cfg.policy))
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -231,18 +232,38 @@ def cmd_prune(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from drbdbackup.ops.maintenance import report
+    from drbdbackup.ops.reporting import ReportRequest, keygen, policy_terms, report
 
-    unprotected = None
+    if args.action == "keygen":
+        if not args.output_dir:
+            raise UsageError("report keygen needs --output-dir DIR")
+        k = keygen(args.output_dir)
+        _emit(args, k, lambda: render.keygen_text(k))
+        return EXIT_OK
+    if not (args.repo and args.format and args.output):
+        raise UsageError("report needs --repo REPO, --format json|html|pdf and --output FILE")
+    unprotected, policies = None, []
     if args.config:
         from drbdbackup.ops.status import status
 
         c = _from_config(args)
-        unprotected = status(_ref(args), c.controller, c.rules).unprotected or []
-    summary = report(_ref(args), args.format, args.output, since=args.since, unprotected=unprotected)
-    _emit(args, summary, lambda: f"wrote {args.format} report to {args.output} "
-          f"({summary['entries']} audit entries, chain {'intact' if summary['chain_ok'] else 'BROKEN'})")
+        if c.rules:  # resources no policy protects: only a config with LINSTOR policies knows
+            unprotected = status(_ref(args), c.controller, c.rules).unprotected or []
+        policies = [policy_terms(p) for p in c.policies]
+    req = ReportRequest(args.format, args.output, since=args.since, until=args.until,
+                        sign_key=args.sign_key, rpo=args.rpo, volume_id=args.volume_id,
+                        policies=policies, unprotected=unprotected)
+    summary = report(_ref(args), req)
+    _emit(args, summary, lambda: render.report_text(summary))
     return EXIT_OK if summary["chain_ok"] else EXIT_INTEGRITY
+
+
+def cmd_verify_report(args: argparse.Namespace) -> int:
+    from drbdbackup.ops.reporting import verify_report
+
+    d = verify_report(args.file, args.public_key, args.extract)
+    _emit(args, d, lambda: render.verify_report_text(d))
+    return EXIT_OK
 
 
 def cmd_serve(args: argparse.Namespace) -> int:

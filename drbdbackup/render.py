@@ -104,3 +104,28 @@ def status_text(d: dict[str, Any]) -> str:
         rows += [f"  {u['resource']}: {u['reason']}" for u in d["unprotected"]]
     rows += [f"warning: {w}" for w in d.get("warnings", []) + d.get("conflicts", [])]
     return "\n".join(rows)
+
+
+def report_text(d: dict[str, Any]) -> str:
+    """One line for the report, one per volume with its verdicts."""
+    signed = f", signed by {d['signed_by'][:16]}…" if d.get("signed_by") else ", unsigned"
+    lines = [f"wrote {d['format']} report to {d['output']} ({d['since']} to {d['until']}, "
+             f"{d['entries']} audit entries, chain {'intact' if d['chain_ok'] else 'BROKEN'}{signed})"]
+    for vid, v in d.get("volumes", {}).items():
+        lines.append(f"  {vid}: RPO {v['rpo']}, coverage {v['coverage']}, "
+                     f"{len(v['failing_days'])} failing day(s), {v['open_problems']} open problem(s)")
+    return "\n".join(lines)
+
+
+def verify_report_text(d: dict[str, Any]) -> str:
+    out = []
+    if d["valid"]:
+        out.append(f"{d['file']}: valid {d['format']} report of repository {d['repository_id']}, "
+                   f"generated {d['generated']}, audit head {d['audit_chain_head']}, key {d['signer']}")
+    out += [f"wrote {p}" for p in d.get("extracted", [])]
+    return "\n".join(out)
+
+
+def keygen_text(d: dict[str, Any]) -> str:
+    return (f"private key {d['private_key']} (mode 0600: keep it secret)\n"
+            f"public key {d['public_key']} (sha256 {d['public_key_sha256']})")

@@ -1,4 +1,4 @@
-"""Repository upkeep: init, list, check, prune, report."""
+"""Repository upkeep: init, list, check, prune (the report: ops/reporting.py)."""
 
 from __future__ import annotations
 
@@ -101,13 +101,3 @@ def prune(ref: RepositoryRef, req: PruneRequest | list[PruneRequest]) -> PruneRe
         if not dry_run:
             s.succeeded("prune", rep.to_dict())
         return rep
-
-
-def report(ref: RepositoryRef, fmt: str, output: str, since: str | None = None,
-           unprotected: list[dict[str, str]] | None = None) -> dict[str, Any]:
-    """Write a compliance report from the audit log (and, when known, the resources nothing
-    protects); returns its summary."""
-    from drbdbackup.report.compliance import write_report
-
-    with operation(ref, "report") as s:
-        return write_report(s.repo, fmt, output, since=since, unprotected=unprotected)

@@ -37,6 +37,8 @@ EXAMPLE (parsed by the tests):
     keep_weekly = 8
     verify_sample = 0.05             # 0 = no verification after a backup
     tracker = "auto"
+    rpo = "24h"                      # report: a day without a backup fails; any gap > rpo fails
+    verify_coverage_days = 7         # report: every retained chunk verified within 7 days
 
     [[policy]]
     name = "images"
@@ -179,6 +181,8 @@ class Policy(_Strict):
     keep_monthly: int = Field(0, ge=0)
     keep_yearly: int = Field(0, ge=0)
     verify_sample: float = Field(0.0, ge=0.0, le=1.0)
+    rpo: str | None = Field(None, description="recovery point objective, e.g. 24h (report judges each day)")
+    verify_coverage_days: int | None = Field(None, ge=1, description="every chunk verified within N days")
     tracker: Literal["auto", "checksum", "reflink", "thin-delta", "full"] = "auto"
 
     @field_validator("schedule")
@@ -197,6 +201,18 @@ class Policy(_Strict):
         if v is not None:
             try:
                 PruneRequest(keep_within=v).scope()
+            except UsageError as exc:
+                raise ValueError(str(exc)) from None
+        return v
+
+    @field_validator("rpo")
+    @classmethod
+    def _rpo(cls, v: str | None) -> str | None:
+        if v is not None:
+            from drbdbackup.report.days import parse_duration
+
+            try:
+                parse_duration(v)
             except UsageError as exc:
                 raise ValueError(str(exc)) from None
         return v
