@@ -40,6 +40,8 @@ def list_text(gens: list[dict[str, Any]]) -> str:
         status = g["status"] + (f" ({g['problem']})" if g.get("problem") and g["status"] != "ok" else "")
         if g.get("source") == "gone":
             status += ", source gone"
+        if g.get("group_incomplete"):
+            status += f", group incomplete (missing {', '.join(g['group_incomplete'])})"
         vol = g["volume_id"] + (f" ({', '.join(g['labels'].values())})" if g.get("labels") else "")
         rows.append(f"{vol:<24} {g['generation']:<32} {g.get('mode') or '-':<11} "
                     f"{g.get('tracker') or '-':<10} {size:>10} {status}")
@@ -65,6 +67,22 @@ def prune_text(d: dict[str, Any]) -> str:
     lines += [f"  keep   {g}: {', '.join(why)}" for g, why in d.get("kept_because", {}).items()]
     lines += [f"  remove {g}: {why}" for g, why in d.get("removed_because", {}).items()]
     return "\n".join(lines)
+
+
+def keys_text(rows: list[dict[str, Any]]) -> str:
+    lines = [f"{'KEY':<34} {'CREATED':<34} {'KDF':<26} STATE"]
+    for k in rows:
+        state = f"damaged: {k['damaged']}" if k["damaged"] else ("opens with this passphrase"
+                                                                  if k["opens"] else "-")
+        lines.append(f"{k['key_id']:<34} {k['created'] or '-':<34} {k['kdf'] or '-':<26} {state}")
+    return "\n".join(lines)
+
+
+def key_text(d: dict[str, Any]) -> str:
+    if d["action"] == "export":
+        return d["paper"].rstrip("\n")
+    verb = {"add": "added key", "passwd": "new passphrase for key", "remove": "removed key"}
+    return f"{verb[d['action']]} {d['key_id']}"
 
 
 def _age(seconds: float | None) -> str:

@@ -143,3 +143,28 @@ def back_up_member(ref: RepositoryRef, req: MemberBackup, opts: BackupOptions) -
                              _still_needed(s.repo, base.cluster, [req.resource], base.snapshot),
                              may_delete=base.may_delete)
             return results
+
+
+def group_gaps(repo: Repository, rows: list[dict]) -> dict[str, list[str]]:
+    """For the consistency-group generations among `rows` (listing rows): snapshot -> the
+    member volume ids without a record of that snapshot (an incomplete group)."""
+    seen: dict[str, set[str]] = {}
+
+    def snapshots(vol: str) -> set[str]:
+        if vol not in seen:
+            seen[vol] = set()
+            for gen in repo.generation_ids(vol):
+                try:
+                    seen[vol].add(str(repo.read_record(vol, gen).source.get("snapshot")))
+                except IntegrityError:
+                    continue
+        return seen[vol]
+
+    out: dict[str, list[str]] = {}
+    for r in rows:
+        snap = r.get("snapshot")
+        if r.get("group_members") and snap and snap not in out:
+            missing = sorted(m for m in r["group_members"] if snap not in snapshots(m))
+            if missing:
+                out[snap] = missing
+    return out

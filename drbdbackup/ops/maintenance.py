@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from drbdbackup.linstor.client import ControllerSettings
+from drbdbackup.ops.backup_member import group_gaps
 from drbdbackup.ops.session import LockMode, RepositoryRef, audit_entry, operation
 from drbdbackup.repo.check import CheckReport, run_check
 from drbdbackup.repo.listing import list_generations
@@ -44,9 +45,15 @@ def init(ref: RepositoryRef, req: InitRequest) -> Repository:
 def list_volumes(ref: RepositoryRef, volume_id: str | None = None,
                  controller: ControllerSettings | None = None) -> list[dict[str, Any]]:
     """Generations, oldest first, each with a status (ok / damaged / unreadable); with a
-    controller, LINSTOR generations also say whether their resource still exists (`source`)."""
+    controller, LINSTOR generations also say whether their resource still exists (`source`);
+    a generation of an incomplete consistency group names the members missing
+    (`group_incomplete`)."""
     with operation(ref, "list") as s:
         rows = list_generations(s.repo, volume_id)
+        gaps = group_gaps(s.repo, rows)
+    for r in rows:  # a consistency group some member of which has no record of its snapshot
+        if r.get("snapshot") in gaps:
+            r["group_incomplete"] = gaps[r["snapshot"]]
     if controller is not None:
         with controller.connect() as ctl:
             present = {rd.name for rd in ctl.resource_definitions()}

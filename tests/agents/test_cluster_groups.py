@@ -154,6 +154,8 @@ def test_a_cross_node_group_is_one_snapshot_read_where_each_member_lives(
     status = json.loads(run_cli("status", "--repo", str(c.repo), "--json").stdout)
     reported = {g["snapshot"] for g in status["incomplete_groups"]}
     assert reported == {s for s, recs in by.items() if set(recs) != set(VOLS)}, status
+    rows = json.loads(run_cli("list", "--repo", str(c.repo), "--json").stdout)["generations"]
+    assert {r["snapshot"] for r in rows if r.get("group_incomplete")} == reported, rows
     killed = [s for s in by if int(SNAP_RE.match(s).group(1)) == killed_cycle]  # type: ignore[union-attr]
     outcome = "completed by the other replica" if killed and set(by[killed[0]]) == set(VOLS) \
         else ("reported incomplete" if killed else "not committed (no records)")
