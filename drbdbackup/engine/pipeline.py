@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import random
 from collections import deque
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -30,6 +31,9 @@ class ReadOptions:
     rate_bytes_s: int = 0
     progress: bool | None = None
     spot_check_seed: int | None = None
+    # called with each read's length before it is read; blocks to share a byte rate with other
+    # readers (a cluster agent's node-wide cap, service/throttle.py)
+    pacer: Callable[[int], None] | None = None
 
 
 @dataclass(frozen=True)
@@ -50,10 +54,12 @@ class PipelineOutcome:
 class _Reader:
     """Identifies and encodes chunks in worker threads while the ring reader keeps reading."""
 
-    def __init__(self, sink: ChunkSink, executor: ThreadPoolExecutor, rate: int) -> None:
+    def __init__(self, sink: ChunkSink, executor: ThreadPoolExecutor, rate: int,
+                 pacer: Callable[[int], None] | None = None) -> None:
         self.sink = sink
         self.executor = executor
         self.rate = rate
+        self.pacer = pacer
         self.new_chunks = 0
         self.zero_chunks = 0
         self.read_bytes = 0
@@ -67,7 +73,8 @@ class _Reader:
     def read(self, fd: int, ranges: list[tuple[int, int]], progress: Progress) -> dict[int, bytes]:
         """Read `ranges`; return {chunk position: id}."""
         ids: dict[int, bytes] = {}
-        reader = RingReader(fd, plan_segments(ranges), rate_bytes_s=self.rate)
+        reader = RingReader(fd, plan_segments(ranges), rate_bytes_s=self.rate,
+                            pacer=self.pacer)
         window: deque[tuple[Segment, list[Future]]] = deque()
         limit = max(1, len(reader.buffers) - 1)
         cs = self.sink.chunk_size
@@ -125,7 +132,7 @@ def run_pipeline(
                         enabled=options.progress)
     try:
         with ThreadPoolExecutor(max_workers=options.workers, thread_name_prefix="chunk") as ex:
-            reader = _Reader(sink, ex, options.rate_bytes_s)
+            reader = _Reader(sink, ex, options.rate_bytes_s, options.pacer)
             if plan.positions is None:
                 got = reader.read(fd, [(0, size)] if size else [], progress)
                 ids = [got[i] for i in range(n)]

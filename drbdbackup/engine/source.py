@@ -9,7 +9,7 @@ import queue
 import stat
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from drbdbackup.errors import SourceUnavailable, UsageError
@@ -77,10 +77,11 @@ class RingReader:
 
     def __init__(
         self, fd: int, segments: list[tuple[int, int]], buffers: int = RING_BUFFERS,
-        rate_bytes_s: int = 0,
+        rate_bytes_s: int = 0, pacer: Callable[[int], None] | None = None,
     ) -> None:
         self.fd = fd
         self.rate = rate_bytes_s  # 0 = unlimited; else reads are paced to protect production I/O
+        self.pacer = pacer  # blocks until a shared rate allows `length` more bytes
         self.segments = segments
         seg = max((n for _o, n in segments), default=ALIGN)
         self.buf_size = (seg + ALIGN - 1) // ALIGN * ALIGN
@@ -130,6 +131,8 @@ class RingReader:
         try:
             for offset, length in self.segments:
                 self._pace(start)
+                if self.pacer is not None:
+                    self.pacer(length)
                 slot = self.free.get()
                 if self._stop:
                     return

@@ -6,9 +6,8 @@ diskful replica of, it ranks the eligible nodes and, after waiting rank x d, tri
 (resource, k) pair through create-exclusive objects in the repository (`drbdbackup.cluster`).
 The winner backs the resource up on its own node, with the snapshot named after its claim and a
 fencing commit right before each generation record; a failure releases the claim at once so the
-next node can take it. Agents never talk to each other directly. Polling every half heartbeat
-makes takeovers happen within L + h + rank x d while the controller and repository answer.
-
+next node can take it. Agents never talk to each other directly; polling every h/2 makes
+takeovers happen within L + h + rank x d. `[cluster] read_rate_mib` caps the node's reads.
 The controller is asked for its inventory once per cycle (the policy's selection) and then only
 while some key of the cycle is claimable (at most once per heartbeat interval), so an agent
 makes a handful of LINSTOR API calls per cycle. A cycle that cannot be planned (controller or
@@ -65,6 +64,7 @@ from drbdbackup.service.cluster_report import (
 from drbdbackup.service.config import Policy, Settings
 from drbdbackup.service.jobs import JobContext
 from drbdbackup.service.store import JobStore
+from drbdbackup.service.throttle import NodeReadThrottle
 
 log = logging.getLogger("drbdbackup.service")
 T = TypeVar("T")
@@ -102,7 +102,8 @@ class ClusterAgent:
         c = settings.cluster
         self._retries = Retries(max(c.rank_delay_s, c.heartbeat_s), c.lease_s)
         self._locked: str | None = None  # a backup met a lock: look before claiming again
-        self._groups = GroupRuns(self)  # cross-node consistency groups: claimant and members
+        self._groups = GroupRuns(self)
+        self.read_throttle: NodeReadThrottle | None = None  # cross-node consistency groups: claimant and members
 
     # ---- lifecycle ----------------------------------------------------------------------
 
@@ -110,6 +111,8 @@ class ClusterAgent:
         c = self.settings.cluster
         assert c is not None
         self.node = await asyncio.to_thread(self._resolve_node, c.node)
+        if c.read_rate_mib:  # one byte rate for all of this node's jobs together
+            self.read_throttle = NodeReadThrottle(c.read_rate_mib << 20, asyncio.get_running_loop())
         repo = await asyncio.to_thread(self.ctx.repo.open)
         cs = ClusterSettings(heartbeat_s=c.heartbeat_s, liveness_s=c.lease_s,
                              rank_step_s=c.rank_delay_s, keep_cycles=c.keep_cycles)
@@ -124,7 +127,8 @@ class ClusterAgent:
         self.state.node, self.state.instance = self.node, self.coordinator.instance
         self._skips.node = self.node
         log.info("cluster agent of node %s (instance %s)", self.node, self.coordinator.instance)
-        self._tasks.append(asyncio.create_task(self._heartbeats(), name="heartbeat"))
+        self._tasks.append(asyncio.create_task(heartbeat_loop(self, PRUNE_EVERY_BEATS),
+                                              name="heartbeat"))
         self._tasks.append(asyncio.create_task(
             publish_loop(self.state, c.heartbeat_s, lambda: bool(self._backups), self._publish),
             name="publish"))
@@ -148,7 +152,8 @@ class ClusterAgent:
     def backup_options(self, p: Policy) -> BackupOptions:
         return BackupOptions.parse(
             p.tracker, verify_sample=p.verify_sample or None,
-            read=ReadOptions(rate_bytes_s=self.settings.service.read_rate_mib << 20, progress=False))
+            read=ReadOptions(rate_bytes_s=self.settings.service.read_rate_mib << 20, progress=False,
+                         pacer=self.read_throttle.pace if self.read_throttle else None))
 
     def _resolve_node(self, configured: str) -> str:
         with self.controller().connect() as ctl:
@@ -205,9 +210,6 @@ class ClusterAgent:
         return d.holder.node if d.step is Step.HELD and d.holder is not None else None
 
     # ---- loops --------------------------------------------------------------------------
-
-    async def _heartbeats(self) -> None:
-        await heartbeat_loop(self, PRUNE_EVERY_BEATS)
 
     def _publish(self) -> None:
         assert self.coordinator is not None

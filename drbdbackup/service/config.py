@@ -144,6 +144,8 @@ class ClusterConfig(_Strict):
     keep_cycles: int = Field(4, ge=1, description="cycles of coordination objects kept")
     max_snapshot_creations: int = Field(
         16, ge=1, description="snapshots being created at once, cluster-wide (LINSTOR stalls at ~20)")
+    read_rate_mib: int = Field(
+        0, ge=0, description="cap on all snapshot reads of this node together, MiB/s (0 = none)")
 
     @model_validator(mode="after")
     def _order(self) -> ClusterConfig:
