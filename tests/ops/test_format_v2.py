@@ -3,6 +3,7 @@ first backup, version-1 records stay readable, and both readers accept the resul
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -16,6 +17,16 @@ def _records(repo: Path) -> list[dict]:
     return [json.loads(p.read_bytes()) for p in sorted((repo / "generations").rglob("*")) if p.is_file()]
 
 
+def _strip_audit_ties(repo: Path) -> None:
+    """The log as the previous release wrote it: no `record` ties (format.md 12), re-chained."""
+    prev = "0" * 64
+    for path in sorted((repo / "audit").iterdir()):
+        entry = {k: v for k, v in json.loads(path.read_bytes()).items() if k != "record"}
+        data = json.dumps({**entry, "prev": prev}, sort_keys=True).encode()
+        path.write_bytes(data)
+        prev = hashlib.sha256(data).hexdigest()
+
+
 def test_version_1_repository_migrates_on_first_backup(tmp_path: Path) -> None:
     repo, src = tmp_path / "repo", tmp_path / "v.img"
     src.write_bytes(os.urandom(2 << 20))
@@ -27,8 +38,10 @@ def test_version_1_repository_migrates_on_first_backup(tmp_path: Path) -> None:
     (repo / "config").write_text(json.dumps({**cfg, "format": 1}, indent=1))
     rec_path = next((repo / "generations" / "v").iterdir())
     v1 = {k: v for k, v in json.loads(rec_path.read_bytes()).items()
-          if k not in ("tracker_reason", "policy", "selected_by", "labels", "linstor", "group_members")}
+          if k not in ("tracker_reason", "policy", "selected_by", "labels", "linstor", "group_members",
+                    "audit_prev")}
     rec_path.write_text(json.dumps({**v1, "format": 1}, sort_keys=True, indent=1))
+    _strip_audit_ties(repo)
 
     listed = json.loads(run_cli("list", "--repo", str(repo), "--json").stdout)["generations"]
     assert [g["status"] for g in listed] == ["ok"] and listed[0]["tracker_reason"] is None
