@@ -81,37 +81,35 @@ def _get(doc: Any, path: tuple[Any, ...]) -> Any:
     return doc
 
 
-def mutate_json(doc: Any, rnd: random.Random) -> Any:
-    """One structural change: wrong type, nest (sometimes deep), inflate a number, drop or
-    duplicate a member, swap two values."""
+_HOLE = "\u0000fuzz-nest\u0000"
+
+
+def mutate_json(doc: Any, rnd: random.Random) -> bytes:
+    """One structural change, serialized: wrong type, nest (sometimes thousands deep, spliced in
+    as text so no encoder recurses), inflate a number, drop or duplicate a member, swap values."""
     path = rnd.choice(_paths(doc))
     value = _get(doc, path)
     op = rnd.randrange(7)
-    if op == 0:
-        return _replace(doc, path, rnd.choice(_WRONG))
     if op == 1:
-        depth = rnd.choice((1, 2, 8, 33, 40, 3000))
-        new: Any = value
-        for _ in range(depth):
-            new = [new]
-        return _replace(doc, path, new)
+        depth = rnd.choice((1, 2, 8, 33, 40, 3000, 20000))
+        inner = json.dumps(value)
+        text = json.dumps(_replace(doc, path, _HOLE))
+        return text.replace(json.dumps(_HOLE), "[" * depth + inner + "]" * depth, 1).encode()
     if op == 2 and isinstance(value, int) and not isinstance(value, bool):
-        return _replace(doc, path, rnd.choice((value * 2**20, value + 1, value - 1, -value, 2**32 - 1,
-                                               2**32, 2**63)))
-    if op == 3 and path:
-        parent = _get(doc, path[:-1])
-        del parent[path[-1]]
-        return doc
-    if op == 4 and isinstance(value, list) and value:
+        doc = _replace(doc, path, rnd.choice((value * 2**20, value + 1, value - 1, -value,
+                                               2**32 - 1, 2**32, 2**63)))
+    elif op == 3 and path:
+        del _get(doc, path[:-1])[path[-1]]
+    elif op == 4 and isinstance(value, list) and value:
         value.append(rnd.choice(value))
-        return doc
-    if op == 5:
+    elif op == 5:
         other = _get(doc, rnd.choice(_paths(doc)))
-        return _replace(doc, path, json.loads(json.dumps(other)) if other is not doc else value)
-    if op == 6 and isinstance(value, dict):
+        doc = _replace(doc, path, json.loads(json.dumps(other)) if other is not doc else value)
+    elif op == 6 and isinstance(value, dict):
         value[rnd.choice(("extra", "format", "id", "seq", "kind"))] = rnd.choice(_WRONG)
-        return doc
-    return _replace(doc, path, rnd.choice(_WRONG))
+    else:
+        doc = _replace(doc, path, rnd.choice(_WRONG))
+    return json.dumps(doc).encode()
 
 
 _INTERESTING = (0, 1, 2, 0x7F, 0xFF, 0x7FFF, 0xFFFF, 0x7FFFFFFF, 0xFFFFFFFF, 4_000_000_000, 49,
@@ -141,7 +139,7 @@ def mutate_binary(data: bytes, rnd: random.Random) -> bytes:
     return bytes(buf)
 
 
-def _custom_mutator(kind: str) -> Callable[[bytes, int, int], bytes]:
+def _custom_mutator(kind: str, header: int) -> Callable[[bytes, int, int], bytes]:
     import atheris
 
     def mutator(data: bytes, max_size: int, seed: int) -> bytes:
@@ -150,9 +148,12 @@ def _custom_mutator(kind: str) -> Callable[[bytes, int, int], bytes]:
             out = None
             if kind == "json":
                 try:
-                    out = json.dumps(mutate_json(json.loads(data), rnd)).encode()
+                    out = mutate_json(json.loads(data), rnd)
                 except (ValueError, RecursionError, TypeError, IndexError, KeyError):
                     out = None
+            elif header and len(data) >= header and rnd.random() < 0.5:
+                pos = rnd.randrange(header)  # a field the harness reads as the repository's
+                out = data[:pos] + bytes([rnd.randrange(256)]) + data[pos + 1 :]
             else:
                 out = mutate_binary(data, rnd)
             if out is not None and len(out) <= max_size:
@@ -163,20 +164,25 @@ def _custom_mutator(kind: str) -> Callable[[bytes, int, int], bytes]:
 
 
 def run(test_one_input: Callable[[bytes], None], kind: str,
-        revert: Callable[[set[str]], None] | None = None) -> None:
-    """Revert the bounds named in FUZZ_DISABLE_BOUNDS (tests only), then fuzz with sys.argv."""
+        revert: Callable[[set[str]], None] | None = None, *, header: int = 0) -> None:
+    """Revert the bounds named in FUZZ_DISABLE_BOUNDS (tests only), then fuzz with sys.argv.
+
+    `header`: how many leading bytes of a binary input are fields the harness prepends (the
+    repository's config selector, a TOC entry's kind and lengths); the structural mutator
+    rewrites them often, as a hostile writer would."""
     import atheris
 
     disabled = {b for b in os.environ.get(ENV_DISABLE, "").split(",") if b}
     if disabled and revert is not None:
         revert(disabled)
     sys.setrecursionlimit(1000)
-    atheris.Setup(sys.argv, test_one_input, custom_mutator=_custom_mutator(kind))
+    atheris.Setup(sys.argv, test_one_input, custom_mutator=_custom_mutator(kind, header))
     atheris.Fuzz()
 
 
 def one_line_str(value: Any) -> None:
-    """An error message must be one printable line (the tools print it as their error line)."""
+    """An error message must be one line (the tools print it as their error line), no longer
+    than the largest small object it may quote (64 KiB: config, key file, lock)."""
     text = str(value)
-    if "\n" in text or len(text) > 4096:
+    if "\n" in text or len(text) > 70_000:
         raise AssertionError(f"error message is not one short line: {text[:200]!r}")

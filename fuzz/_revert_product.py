@@ -32,19 +32,17 @@ def _loads_unbounded(data: bytes, what: str) -> dict[str, Any]:
 
 def revert(names: set[str]) -> None:
     """Patch every loaded drbdbackup module that holds the bounded function."""
+    entry_problem, max_plain, loader = blob.entry_problem, blob.max_plain_length, \
+        records.load_json_object  # taken first: the loop patches the defining modules too
     mods = [m for n, m in sys.modules.items() if n.startswith("drbdbackup") and m is not None]
     for mod in mods:
         if "plain_length" in names:
-            if getattr(mod, "entry_problem", None) is blob.entry_problem:
+            if getattr(mod, "entry_problem", None) is entry_problem:
                 mod.entry_problem = _kind_only  # type: ignore[attr-defined]
-            if getattr(mod, "max_plain_length", None) is blob.max_plain_length:
+            if getattr(mod, "max_plain_length", None) is max_plain:
                 mod.max_plain_length = lambda *_a, **_k: UNBOUNDED  # type: ignore[attr-defined]
-        if "depth" in names and getattr(mod, "load_json_object", None) is records.load_json_object:
+        if "depth" in names and getattr(mod, "load_json_object", None) is loader:
             mod.load_json_object = _loads_unbounded  # type: ignore[attr-defined]
     if "plain_length" in names:
-        blob.entry_problem = _kind_only
-        blob.max_plain_length = lambda *_a, **_k: UNBOUNDED
         blob._decompress = lambda body, plain_length: pyzstd.decompress(body)
         blob.decode_blob.__kwdefaults__["limit"] = UNBOUNDED  # type: ignore[index]
-    if "depth" in names:
-        records.load_json_object = _loads_unbounded

@@ -45,7 +45,7 @@ def revert(names: set[str]) -> None:
         binary._unzstd = _unzstd_unbounded
         binary.decode_blob.__defaults__ = (UNBOUNDED,)
     if "depth" in names:
+        loader = jsonobj.load_json_object  # taken first: the loop patches jsonobj too
         for name, mod in list(sys.modules.items()):
-            if name.startswith("verify") and getattr(mod, "load_json_object", None) is \
-                    jsonobj.load_json_object:
+            if name.startswith("verify") and getattr(mod, "load_json_object", None) is loader:
                 mod.load_json_object = _loads_unbounded  # type: ignore[attr-defined]

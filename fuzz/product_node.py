@@ -18,6 +18,8 @@ with atheris.instrument_imports(include=["drbdbackup"]):
 import _common
 import _revert_product
 
+HEADER = 6  # selector, height, u32 chunk_count
+
 
 def split_nodes(raw: bytes) -> list[bytes]:
     nodes: list[bytes] = []
@@ -59,5 +61,5 @@ def test_one_input(data: bytes) -> None:
 
 
 if __name__ == "__main__":
-    _common.run(test_one_input, "binary", _revert_product.revert)
+    _common.run(test_one_input, "binary", _revert_product.revert, header=HEADER)
     sys.exit(0)

@@ -75,7 +75,7 @@ def run_one(harness: str, seconds: int, work: Path, seeds: Path, extra: list[str
     artifacts.mkdir(parents=True, exist_ok=True)
     args = [sys.executable, str(HERE / f"{harness}.py"), f"-max_total_time={seconds}",
             "-print_final_stats=1", f"-rss_limit_mb={RSS_LIMIT_MB}", "-timeout=10",
-            "-max_len=131072", "-len_control=0", f"-artifact_prefix={artifacts}/{harness}-",
+            "-max_len=131072", "-len_control=0", "-keep_seed=1", f"-artifact_prefix={artifacts}/{harness}-",
             *extra, str(corpus)]
     start = time.monotonic()
     proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,

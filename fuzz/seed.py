@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import hashlib
 import io
 import json
@@ -202,7 +203,17 @@ LINSTOR = {
 }
 
 
+def _memoize_scrypt() -> None:
+    """One derivation per (passphrase, salt): the encrypted repository is opened by every step."""
+    from drbdbackup.repo import crypto
+    from verify import keys
+
+    crypto._kek = functools.lru_cache(maxsize=8)(crypto._kek)
+    keys.derive_kek = functools.lru_cache(maxsize=8)(keys.derive_kek)
+
+
 def main(argv: list[str] | None = None) -> int:
+    _memoize_scrypt()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("out", type=Path)
     args = parser.parse_args(argv)

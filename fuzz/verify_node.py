@@ -16,6 +16,8 @@ with atheris.instrument_imports(include=["verify"]):
 import _common
 import _revert_verify
 
+HEADER = 5  # selector, u32 chunk_count
+
 
 def test_one_input(data: bytes) -> None:
     if len(data) < 5:
@@ -36,5 +38,5 @@ def test_one_input(data: bytes) -> None:
 
 
 if __name__ == "__main__":
-    _common.run(test_one_input, "binary", _revert_verify.revert)
+    _common.run(test_one_input, "binary", _revert_verify.revert, header=HEADER)
     sys.exit(0)

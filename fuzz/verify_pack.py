@@ -15,6 +15,8 @@ with atheris.instrument_imports(include=["verify"]):
 import _common
 import _revert_verify
 
+HEADER = 1  # selector
+
 
 def test_one_input(data: bytes) -> None:
     if len(data) < 2:
@@ -40,5 +42,5 @@ def test_one_input(data: bytes) -> None:
 
 
 if __name__ == "__main__":
-    _common.run(test_one_input, "binary", _revert_verify.revert)
+    _common.run(test_one_input, "binary", _revert_verify.revert, header=HEADER)
     sys.exit(0)
