@@ -604,3 +604,23 @@ def test_chunk_of_the_wrong_length(tmp_path: Any) -> None:
     got = {f["chunk_id"]: f["byte_ranges"] for f in findings(r.json, "chunk-length")}
     assert got == {w.chunk_ids[0].hex(): [[0, CS]],
                    w.chunk_ids[-1].hex(): [[6 * CS, 6 * CS + 1000]]}
+
+
+def test_full_names_a_damaged_older_generation(tmp_path: Any) -> None:
+    """--full covers every retained generation: damage a pack only the first generation uses
+    (the latest passes, as it did when --full looked at the latest alone)."""
+    repo = SpecRepo(str(tmp_path / "r"), fanout=4)
+    w1 = repo.backup("a", volume_bytes(8, CS, seed=3))
+    w2 = repo.backup("a", volume_bytes(8, CS, seed=4))
+    stored = [c for c in w1.chunk_ids if any(c)]  # not the zero marker
+    assert stored and not set(stored) & set(w2.chunk_ids)
+    pack, off, ln = repo.locate(stored[0])
+    flip(pack, off + ln // 2)
+    r = run_verify("--repo", repo.path, "--json", "--full", "--no-quarantine")
+    assert r.rc == 1, r.out
+    verdicts = {c["generation"]: c["verdict"] for c in r.json["checks"]}
+    assert verdicts == {w1.generation: "fail", w2.generation: "pass"}
+    assert any(w1.generation in json.dumps(f) for c in r.json["checks"] for f in c["findings"])
+    r = run_verify("--repo", repo.path, "--json", "--full", "--generation", "latest",
+                   "--no-quarantine")
+    assert r.rc == 0 and [c["generation"] for c in r.json["checks"]] == [w2.generation]
