@@ -138,7 +138,7 @@ def _maintenance_commands(cmd: Callable[..., argparse.ArgumentParser],
 
     sp = cmd("report", commands.cmd_report, "write a (signed) compliance report; `report keygen` makes a key pair")
     sp.add_argument("action", nargs="?", choices=["keygen"], help="keygen: make an Ed25519 key pair")
-    sp.add_argument("--repo")
+    sp.add_argument("--repo", help="the repository (default: the one --config names)")
     sp.add_argument("--config", help="the service config: policies (rpo, verify_coverage_days, keep_*) "
                     "and resources no policy protects")
     sp.add_argument("--since", help="first day of the report (YYYY-MM-DD, UTC; default: the first entry)")

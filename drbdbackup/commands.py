@@ -240,20 +240,24 @@ def cmd_report(args: argparse.Namespace) -> int:
         k = keygen(args.output_dir)
         _emit(args, k, lambda: render.keygen_text(k))
         return EXIT_OK
-    if not (args.repo and args.format and args.output):
-        raise UsageError("report needs --repo REPO, --format json|html|pdf and --output FILE")
+    if not ((args.repo or args.config) and args.format and args.output):
+        raise UsageError("report needs --repo REPO (or --config FILE), --format json|html|pdf "
+                         "and --output FILE")
     unprotected, policies = None, []
+    ref = _ref(args) if args.repo else None
     if args.config:
         from drbdbackup.ops.status import status
 
         c = _from_config(args)
+        ref = ref or c.ref
         if c.rules:  # resources no policy protects: only a config with LINSTOR policies knows
-            unprotected = status(_ref(args), c.controller, c.rules).unprotected or []
+            unprotected = status(ref, c.controller, c.rules).unprotected or []
         policies = [policy_terms(p) for p in c.policies]
     req = ReportRequest(args.format, args.output, since=args.since, until=args.until,
                         sign_key=args.sign_key, rpo=args.rpo, volume_id=args.volume_id,
                         policies=policies, unprotected=unprotected)
-    summary = report(_ref(args), req)
+    assert ref is not None
+    summary = report(ref, req)
     _emit(args, summary, lambda: render.report_text(summary))
     return EXIT_OK if summary["chain_ok"] else EXIT_INTEGRITY
 

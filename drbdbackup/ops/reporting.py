@@ -94,7 +94,7 @@ def _input(ref: RepositoryRef, req: ReportRequest) -> ReportInput:
         entries, gens = _entries(s), list_generations(s.repo)
         problems = [*audit.check_chain(s.repo.backend)]
         every = list(dict.fromkeys([*findings.problems, *problems]))
-        chain = Chain(not every, findings.head, every[0] if every else None, every)
+        chain = Chain(not every, findings.head, every[0] if every else None, every, findings.warnings)
         return ReportInput(s.repo.id, entries, chain, gens, datetime.now(UTC), since, until,
                            req.policies, rpo, req.volume_id, req.unprotected)
 

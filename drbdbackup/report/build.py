@@ -35,6 +35,7 @@ class Chain:
     head: str
     error: str | None = None
     problems: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # e.g. what may be a crashed run
 
 
 @dataclass(frozen=True)
@@ -108,6 +109,7 @@ def build_body(inp: ReportInput) -> dict[str, Any]:
         "since": w.days[0], "until": w.days[-1],
         "audit_chain_ok": inp.chain.ok, "audit_chain_error": inp.chain.error,
         "audit_chain_head": inp.chain.head, "audit_problems": inp.chain.problems,
+        "audit_warnings": inp.chain.warnings,
         "event_counts": _counts(in_window),
         "summary": [{"volume_id": v["volume_id"], "policy": v["policy"], "labels": v["labels"],
                      **v["summary"]} for v in volumes],

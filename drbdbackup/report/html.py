@@ -157,6 +157,7 @@ def render_html(rep: dict[str, Any], block: bytes) -> bytes:
               "public key); check with <code>drbdbackup verify-report FILE --public-key KEY.pub</code>."
               if signer else "This report is not signed.")
     problems = "".join(f"<li>{esc(p)}</li>" for p in rep["open_problems"]) or "<li>none</li>"
+    problems += "".join(f"<li>note: {esc(w)}</li>" for w in rep.get("audit_warnings", []))
     head = (f"<!doctype html>\n<html><head><meta charset='utf-8'><title>drbdbackup compliance report</title>"
             f"<style>{CSS}</style></head><body><h1>drbdbackup compliance report</h1>"
             f"<p>Repository <code>{esc(rep['repository_id'])}</code>, days {rep['since']} to {rep['until']} (UTC), "

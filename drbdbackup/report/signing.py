@@ -43,6 +43,16 @@ class InvalidReport(IntegrityError):
     """The report does not verify."""
 
 
+def b64decode_strict(text: str | bytes) -> bytes:
+    """Base64 that re-encodes to exactly `text` (the padding bits of the last character could
+    otherwise change without changing the bytes); ValueError otherwise."""
+    raw = text.encode() if isinstance(text, str) else text
+    data = base64.b64decode(raw, validate=True)
+    if base64.b64encode(data) != raw:
+        raise ValueError("not canonical base64")
+    return data
+
+
 def canonical(obj: Any) -> bytes:
     text = json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
     return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026").encode()
@@ -136,7 +146,7 @@ def parse_document(raw: bytes) -> Signed:
     if not isinstance(sig, dict) or sig.get("algorithm") != ALGORITHM or not isinstance(sig.get("value"), str):
         raise InvalidReport("the report's signature field is malformed")
     try:
-        value = base64.b64decode(sig["value"], validate=True)
+        value = b64decode_strict(sig["value"])
     except (binascii.Error, ValueError):
         raise InvalidReport("the report's signature is not base64") from None
     if obj.get("signer") != {k: v for k, v in sig.items() if k != "value"}:
@@ -168,7 +178,7 @@ def split_container(raw: bytes) -> Container:
             raise InvalidReport("the html trailer is not inside a comment")
         start -= len(HTML_OPEN)
     try:
-        doc, doc_sig = base64.b64decode(m.group(1), validate=True), base64.b64decode(m.group(2), validate=True)
+        doc, doc_sig = b64decode_strict(m.group(1)), b64decode_strict(m.group(2))
     except (binascii.Error, ValueError):
         raise InvalidReport("the trailer is not base64") from None
     return Container(kind, parse_document(doc), raw[:start], doc_sig)

@@ -203,6 +203,9 @@ def test_bad_input_is_one_line(history: dict[str, Any], capsys: pytest.CaptureFi
              (["--volume-id", "nope"], 2, "no volume nope"),
              (["--rpo", "soon"], 2, "invalid duration"),
              (["--sign-key", str(history["pub"])], 2, "not an unencrypted PEM private key")]
+    capsys.readouterr()
+    assert cli.main(["report", "--format", "json", "--output", "x"]) == 2
+    assert "report needs --repo REPO (or --config FILE)" in capsys.readouterr().err
     for extra, code, needle in cases:
         capsys.readouterr()
         assert cli.main([*base, *extra]) == code, extra
@@ -228,3 +231,6 @@ def test_report_of_one_volume_in_process(history: dict[str, Any]) -> None:
     assert rep["summary"][0]["rpo"]["source"] == "--rpo" and "signature" not in rep
     with pytest.raises(InvalidReport, match="not signed"):
         verify_report(str(out), str(history["pub"]))
+    # the repository named by the config (no --repo)
+    assert cli.main(["report", "--config", str(history["cfg"]), "--format", "json", "--output", str(out)]) == 0
+    assert json.loads(out.read_bytes())["summary"][0]["rpo"]["source"] == "policy db"

@@ -107,3 +107,19 @@ def test_keys() -> None:
         signing.load_private(pub, "p")
     with pytest.raises(UsageError, match="not a PEM public key"):
         signing.load_public(b"garbage", "g")
+
+
+def test_base64_slack_bits_are_an_edit_too() -> None:
+    """The last base64 character before `==` carries 4 unused bits: changing them keeps the
+    decoded signature, and must still fail (strict base64)."""
+    key = Ed25519PrivateKey.generate()
+    signed = signing.sign_body(BODY, key)
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+    for raw in (signed.document(), _html(signed, key), _pdf(signed, key)):
+        text = raw.decode()
+        i = text.rindex("==") - 1  # the JSON form's or the trailer's last padded group
+        slack = alphabet[alphabet.index(text[i]) ^ 1]
+        bad = (text[:i] + slack + text[i + 1:]).encode()
+        assert bad != raw
+        with pytest.raises(InvalidReport):
+            _check(bad, key)
