@@ -224,8 +224,8 @@ def check_mutant(z: Zygote, t: Template, work: Path, pick: int) -> tuple[list[st
     return bad, runs
 
 
-OPS = st.builds(mutants.Op, st.sampled_from(mutants.KINDS), st.integers(0, 10**6),
-                st.integers(0, 10**6), st.integers(0, 10**9))
+OPS = st.builds(mutants.Op, st.sampled_from(mutants.KINDS), st.integers(0, 255),
+                st.integers(0, 255), st.integers(0, 2**24))  # small ranges: drawn near-uniformly
 Mutant = tuple[str, list[mutants.Op], int]
 
 

@@ -115,8 +115,20 @@ def _import_everything_once() -> None:
             drbdverify_main(["--repo", repo, "--full"])
 
 
+def _revert_bounds() -> None:
+    """DRBDBACKUP_MUTANTS_REVERT=depth,plain_length (a negative control, never in CI): put the
+    pre-fix readers of drbdbackup back (fuzz/_revert_product.py), to see the suite catch them."""
+    names = {n for n in os.environ.get("DRBDBACKUP_MUTANTS_REVERT", "").split(",") if n}
+    if names:
+        sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "fuzz"))
+        import _revert_product
+
+        _revert_product.revert(names)
+
+
 def main() -> None:
     _memoize()
+    _revert_bounds()
     _import_everything_once()
     for line in sys.stdin:
         req = json.loads(line)
