@@ -21,6 +21,12 @@ EXIT_INTERRUPTED = 130
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # type: ignore[override]
+        prefix = "unrecognized arguments: "
+        if message.startswith(prefix):  # a mistyped `--new-password SECRET` must not echo SECRET
+            words = message[len(prefix):].split()
+            names = [w.split("=", 1)[0] for w in words if w.startswith("-")]
+            hidden = len(words) - len(names) + sum("=" in w for w in words if w.startswith("-"))
+            message = prefix + " ".join(names) + (f" (and {hidden} value(s), not shown)" if hidden else "")
         raise UsageError(message)
 
 
@@ -132,6 +138,15 @@ def _maintenance_commands(cmd: Callable[..., argparse.ArgumentParser],
                         help=f"the newest generation of each of the last N {period} periods (UTC)")
     sp.add_argument("--dry-run", action="store_true")
 
+    sp = cmd("key", commands.cmd_key, "key files of an encrypted repository: one per passphrase")
+    sp.add_argument("action", choices=["list", "add", "remove", "passwd", "export"])
+    sp.add_argument("key_id", nargs="?", help="remove: the key to remove (see key list)")
+    sp.add_argument("--repo", required=True)
+    sp.add_argument("--new-password-file",
+                    help="add, passwd: file holding the new passphrase (or $DRBDBACKUP_NEW_PASSWORD)")
+    sp.add_argument("--paper", action="store_true", help="export: the master key as text to print")
+    sp.allow_abbrev = False  # `--new-password SECRET` must not pass as --new-password-file
+
     sp = cmd("check", commands.cmd_check, "check repository consistency")
     sp.add_argument("--repo", required=True)
     sp.add_argument("--read-data", action="store_true", help="also read and verify every blob")
@@ -206,8 +221,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return EXIT_OK
         if not getattr(args, "func", None):
             raise UsageError(
-                "a command is required: init, backup, list, restore, status, prune, check, report, "
-                "serve, demo"
+                "a command is required: init, backup, list, restore, status, prune, key, check, "
+                "report, serve, demo"
             )
         return args.func(args)
     except KeyboardInterrupt:

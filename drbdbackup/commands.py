@@ -231,6 +231,30 @@ def cmd_prune(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_key(args: argparse.Namespace) -> int:
+    from drbdbackup.ops import keys
+
+    new = None
+    if args.new_password_file:
+        new = _read_file(args.new_password_file, "new password").rstrip("\r\n")
+    elif args.action in ("add", "passwd"):
+        new = os.environ.get("DRBDBACKUP_NEW_PASSWORD") or None
+    if args.key_id and args.action != "remove":
+        raise UsageError(f"key {args.action} takes no key id")
+    if args.paper != (args.action == "export"):
+        raise UsageError("key export needs --paper (the only export format); --paper goes with export")
+    ref = _ref(args)
+    if args.action == "list":
+        rows = keys.list_keys(ref)
+        _emit(args, {"keys": rows}, lambda: render.keys_text(rows))
+        return EXIT_OK
+    d = {"add": lambda: keys.add_key(ref, new), "passwd": lambda: keys.change_passphrase(ref, new),
+         "remove": lambda: keys.remove_key(ref, args.key_id),
+         "export": lambda: keys.export_paper(ref)}[args.action]()
+    _emit(args, d, lambda: render.key_text(d))
+    return EXIT_OK
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     from drbdbackup.ops.reporting import ReportRequest, keygen, policy_terms, report
 
