@@ -140,10 +140,13 @@ def _audit_details(run: RunResult) -> dict[str, object]:
     }
 
 
-def _evidence(repo: Repository, head: str | None) -> list[Finding]:
-    """The audit chain, its ties to the records and the external anchor (section 12.1)."""
+def _evidence(repo: Repository, head: str | None, targets: list[tuple[str, str]]) -> list[Finding]:
+    """The audit chain, its ties to the records, records that do not open (beyond those
+    checked) and the external anchor (section 12.1)."""
     chain = audit.walk_chain(repo.store)
-    found = chain.findings + evidence.tie_findings(chain, evidence.record_ties(repo))
+    ties = evidence.record_ties(repo)
+    found = chain.findings + evidence.tie_findings(chain, ties)
+    found += evidence.unreadable_findings(ties, set(targets))
     found += evidence.seal_findings(chain, repo)
     if head is not None:
         anchor = evidence.anchor_finding(chain, head)
@@ -167,7 +170,7 @@ def run(args: argparse.Namespace) -> int:
         targets = select_targets(repo.generations(), args.volume_id, generation)
         opts = Options(selection, args.source, quarantine=not args.no_quarantine)
         result = Verifier(repo, opts).run(targets)
-        result.findings.extend(_evidence(repo, args.audit_head))
+        result.findings.extend(_evidence(repo, args.audit_head, targets))
         result.findings.extend(
             Finding("stale-lock", "stale lock (expired or its process is gone); left in place",
                     name, severity=NOTE)

@@ -29,19 +29,23 @@ class RecordTie:
     generation: str
     sha256: str
     pin: tuple[int, str] | None
+    problem: str | None = None  # why the record does not open
 
 
-def _pin_of(repo: Repository, vol: str, gen: str) -> tuple[int, str] | None:
+def _pin_of(repo: Repository, vol: str, gen: str) -> tuple[tuple[int, str] | None, str | None]:
+    """(the record's audit_prev, None) or (None, why the record does not open)."""
     try:
         raw = repo.read_record(vol, gen).raw.get("audit_prev")
-    except (FormatError, SealError, ObjectMissing):
-        return None
+    except SealError:
+        return None, "generation record does not open (GCM tag mismatch)"
+    except (FormatError, ObjectMissing) as e:
+        return None, f"generation record is invalid: {e}"
     if not isinstance(raw, dict):
-        return None
+        return None, None
     seq, digest = raw.get("seq"), raw.get("hash")
     if isinstance(seq, bool) or not isinstance(seq, int) or not isinstance(digest, str):
-        return None
-    return seq, digest
+        return None, None
+    return (seq, digest), None
 
 
 def record_ties(repo: Repository) -> list[RecordTie]:
@@ -55,12 +59,19 @@ def record_ties(repo: Repository) -> list[RecordTie]:
                 stored = get_capped(repo.store, name, cap)
             except ObjectMissing:
                 continue
-            except FormatError:  # beyond the limit: its hash cannot match a writer's record
-                out.append(RecordTie(vol, gen, "", None))
+            except FormatError as e:  # beyond the limit: its hash cannot match a writer's record
+                out.append(RecordTie(vol, gen, "", None, f"generation record is invalid: {e}"))
                 continue
-            out.append(RecordTie(vol, gen, hashlib.sha256(stored).hexdigest(),
-                                 _pin_of(repo, vol, gen)))
+            pin, problem = _pin_of(repo, vol, gen)
+            out.append(RecordTie(vol, gen, hashlib.sha256(stored).hexdigest(), pin, problem))
     return out
+
+
+def unreadable_findings(ties: list[RecordTie], checked: set[tuple[str, str]]) -> list[Finding]:
+    """Records that do not open, beyond the generations this run checks (those are findings of
+    their checks already): a record that does not open is always a finding."""
+    return [_f(t.problem, generation_name(t.volume_id, t.generation), t.volume_id, t.generation)
+            for t in ties if t.problem and (t.volume_id, t.generation) not in checked]
 
 
 def _named(chain: Chain) -> tuple[dict[tuple[str, str], tuple[int, str]], dict[str, int],
