@@ -4,12 +4,16 @@ passwd, remove (never the last key), the paper copy, audit entries without secre
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from drbdbackup.errors import DiskFull, PasswordRequired, UsageError, WrongPassword
 from drbdbackup.ops import keys
+from drbdbackup.ops.backup import BackupOptions, FileBackup, back_up_file
 from drbdbackup.ops.maintenance import InitRequest, check, init
 from drbdbackup.ops.session import RepositoryRef
 from drbdbackup.repo import audit, crypto, keyfiles
@@ -17,7 +21,7 @@ from drbdbackup.repo import open as repo_open
 from drbdbackup.repo.crypto import unwrap_master_key
 from drbdbackup.repo.repository import Repository
 from tests.doubles.faulty import FaultyBackend
-from tests.helpers import run_cli
+from tests.helpers import REPO_ROOT, run_cli
 
 OLD, SECOND, NEW = "old passphrase", "second-pass", "brand new"
 
@@ -78,6 +82,13 @@ def test_several_passphrases_passwd_and_remove(repo: Path) -> None:
         keys.remove_key(_ref(repo, SECOND), "../config")
     assert [(e["action"], e["key_id"]) for e in _key_entries(repo, SECOND)] == [
         ("add", added), ("passwd", changed), ("remove", changed)]
+    src = repo.parent / "disk.img"
+    src.write_bytes(bytes(range(256)) * 512)
+    back_up_file(_ref(repo, SECOND), FileBackup(str(src), "v"), BackupOptions())
+    verdict = subprocess.run([sys.executable, "-m", "verify", "--repo", str(repo), "--full", "--json"],
+                             env={**os.environ, "DRBDBACKUP_PASSWORD": SECOND}, cwd=REPO_ROOT,
+                             capture_output=True, text=True, timeout=120)
+    assert verdict.returncode == 0, verdict.stderr  # the independent reader: keys and audit log
 
 
 def test_wrong_or_missing_passphrase(repo: Path) -> None:
