@@ -62,18 +62,19 @@ def timeline(ev: VolumeEvidence, judged_prunes: list[dict[str, Any]], gaps: list
     """One row per day: what happened and the day's status (and its colour)."""
     times = _times(ev.backups)
     first = min(times) if times else None
+    kinds = {"backups": ev.backups, "failed_backups": ev.failures, "verifications": ev.checks,
+             "restores": ev.restores, "quarantines": ev.quarantines, "prunes": judged_prunes}
+    by_day: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for kind, items in kinds.items():
+        for i in items:
+            by_day.setdefault((kind, i["time"][:10]), []).append(i)
     rows = []
     for day in w.days:
-        def on(items: list[dict[str, Any]], d: str = day) -> list[dict[str, Any]]:
-            return [i for i in items if i["time"][:10] == d]
-        backups = on(ev.backups)
-        status = _status(day, bool(backups), gaps, first, w)
-        checks = on(ev.checks)
-        rows.append({"day": day, "status": status, "colour": COLOURS[status], "backups": backups,
-                     "failed_backups": on(ev.failures), "verifications": checks,
-                     "verification_failed": any(c["verdict"] == "fail" for c in checks),
-                     "restores": on(ev.restores), "quarantines": on(ev.quarantines),
-                     "prunes": on(judged_prunes)})
+        row: dict[str, Any] = {k: by_day.get((k, day), []) for k in kinds}
+        status = _status(day, bool(row["backups"]), gaps, first, w)
+        row.update(day=day, status=status, colour=COLOURS[status],
+                   verification_failed=any(c["verdict"] == "fail" for c in row["verifications"]))
+        rows.append(row)
     return rows
 
 
