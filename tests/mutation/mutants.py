@@ -38,7 +38,7 @@ def _json(data: bytes) -> Any | None:
         return None
     try:
         return json.loads(data)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: an earlier op nested it deeply
         return None
 
 
