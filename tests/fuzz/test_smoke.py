@@ -8,6 +8,7 @@ The long campaign is `tox -e fuzz` (python fuzz/run.py)."""
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import subprocess
 import sys
@@ -20,8 +21,11 @@ pytest.importorskip("atheris", reason="atheris (the coverage-guided fuzzer) is n
 
 ROOT = Path(__file__).resolve().parents[2]
 FUZZ = ROOT / "fuzz"
-sys.path.insert(0, str(FUZZ))
-import run as fuzz_run  # noqa: E402
+_spec = importlib.util.spec_from_file_location("fuzz_run", FUZZ / "run.py")
+assert _spec and _spec.loader
+fuzz_run = importlib.util.module_from_spec(_spec)
+sys.modules["fuzz_run"] = fuzz_run  # dataclasses look their module up
+_spec.loader.exec_module(fuzz_run)
 
 PARALLEL = 3
 
