@@ -135,7 +135,9 @@ every_s = {self.every_s}
 
 
 def build(sb: Sandbox, work: Path, **timing: float) -> Cluster:
-    """Nodes, resources with data identical on every replica, an initialized repository."""
+    """Nodes, resources with data identical on every replica, an initialized repository.
+    Snapshots are strict as LINSTOR's: one of a replica that is not UpToDate is refused."""
+    sb.set_faults(strict_snapshots=True)
     sb.create_cluster(NODES)
     for i, (rsc, (nodes, sizes)) in enumerate(sorted(LAYOUT.items())):
         sb.create_resource(rsc, sizes, nodes=nodes)
