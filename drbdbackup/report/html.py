@@ -15,10 +15,11 @@ CSS = """body{font-family:sans-serif;margin:2em;color:#212121}table{border-colla
 td,th{border:1px solid #999;padding:2px 6px;font-size:85%;vertical-align:top;text-align:left}
 .timeline{display:flex;flex-wrap:wrap;gap:3px;margin:.5em 0}
 .day{width:7.2em;min-height:3.6em;padding:3px;font-size:75%;border:1px solid #616161;color:#fff}
-.day.pending,.day.not-protected-yet,.day.future{color:#212121}
+.day.d-pending,.day.d-not-protected-yet,.day.d-future{color:#212121}
 .fail,.damaged,.unreadable,.violation{color:#c62828;font-weight:bold}.pass,.ok,.compliant{color:#2e7d32}
 code{font-size:90%;word-break:break-all}h2{border-bottom:2px solid #424242;margin-top:1.5em}
-@media print{body{margin:0;font-size:10pt}.day{-webkit-print-color-adjust:exact;print-color-adjust:exact}
+ul{padding-left:1.2em;margin:0}
+@media print{body{margin:0;font-size:10pt}table{width:100%;table-layout:fixed}.day{-webkit-print-color-adjust:exact;print-color-adjust:exact}
 h2{break-after:avoid}table,.timeline{break-inside:auto}tr{break-inside:avoid}}"""
 
 
@@ -42,7 +43,7 @@ def _summary_rows(s: dict[str, Any]) -> list[tuple[str, str, str]]:
     restore = s["last_verified_restore"]
     return [
         ("label", esc(", ".join(s["labels"].values()) or "-"), ""),
-        ("policy", esc(str(s["policy"])), ""),
+        ("policy", esc(s["policy"] or "none (no policy names this volume)"), ""),
         ("covered days", f"{s['covered_days']} with a backup, {s['judged_days']} judged, "
                          f"{len(s['failing_days'])} failing: {esc(', '.join(s['failing_days']) or 'none')}", ""),
         ("RPO", f"RPO {rpo['seconds'] // 3600}h ({esc(rpo['source'])}): {esc(rpo['verdict'].upper())}",
@@ -51,7 +52,8 @@ def _summary_rows(s: dict[str, Any]) -> list[tuple[str, str, str]]:
         ("last verified restore",
          esc(f"{restore['generation']} at {restore['time']}") if restore else "none", ""),
         ("coverage", f"coverage: oldest unverified chunk {cov['oldest_unverified_age_days']} days old "
-                     f"(target {cov['target_days']}): {esc(cov['verdict'].upper())}", _cls(cov["verdict"])),
+                     f"({'target ' + str(cov['target_days']) if cov['target_days'] else 'no target'}): "
+                     f"{esc(cov['verdict'].upper())}", _cls(cov["verdict"])),
         ("retention", f"retention {esc(ret['verdict'])}", _cls(ret["verdict"])),
         ("open problems", "<ul>" + ("".join(f"<li>{esc(p)}</li>" for p in s["open_problems"]) or "<li>none</li>")
          + "</ul>", ""),
@@ -80,13 +82,13 @@ def _cell(d: dict[str, Any]) -> str:
         marks.append("prune")
     if d["quarantines"]:
         marks.append("quarantine")
-    return (f"<div class='day {esc(d['status'])}' data-day='{d['day']}' data-status='{esc(d['status'])}' "
+    return (f"<div class='day d-{esc(d['status'])}' data-day='{d['day']}' data-status='{esc(d['status'])}' "
             f"style='background-color:{d['colour']}'><b>{d['day']}</b><br>{esc(d['status'])}"
             f"<br>{esc(', '.join(marks))}</div>")
 
 
 def _legend() -> str:
-    return "<p>" + " ".join(f"<span class='day {k}' style='background-color:{c};display:inline-block;"
+    return "<p>" + " ".join(f"<span class='day d-{k}' style='background-color:{c};display:inline-block;"
                              f"min-height:0;width:auto'>{k}</span>" for k, c in COLOURS.items()) + "</p>"
 
 
@@ -113,7 +115,8 @@ def _day_row(d: dict[str, Any]) -> str:
     other += "".join(f"<li class='{_cls(p['verdict'])}'>prune removed {len(p['removed'])}: {esc(p['why'])}</li>"
                      for p in d["prunes"])
     other += "".join(f"<li class='fail'>{q['records']} blob copies quarantined</li>" for q in d["quarantines"])
-    return (f"<tr><td>{d['day']}</td><td style='color:{d['colour']}'><b>{esc(d['status'])}</b></td>"
+    colour = d["colour"] if d["status"] in ("ok", "late", "missed") else "#616161"
+    return (f"<tr><td>{d['day']}</td><td style='color:{colour}'><b>{esc(d['status'])}</b></td>"
             f"<td><ul>{backups}</ul></td><td><ul>{checks}</ul></td><td><ul>{other}</ul></td></tr>")
 
 

@@ -147,7 +147,7 @@ def test_html_in_chromium_and_pdf_text(history: dict[str, Any]) -> None:
     dom = subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu",
                           f"--user-data-dir={history['tmp'] / 'chromium'}", "--dump-dom", html.as_uri()],
                          capture_output=True, text=True, timeout=TIMEOUT).stdout
-    missed = re.search(rf"<div class=\"day missed\" data-day=\"{day(history, 3)}\"[^>]*>", dom)
+    missed = re.search(rf"<div class=\"day d-missed\" data-day=\"{day(history, 3)}\"[^>]*>", dom)
     assert missed and "background-color:#c62828" in missed.group(0).replace(" ", "")
     assert re.search(rf"data-day=\"{day(history, 3)}\"[^>]*>.*?missed", dom)
     for text in ("Volume db", "Volume vm", "RPO 24h (policy db): FAIL", "coverage: oldest unverified chunk",
