@@ -7,6 +7,7 @@ from __future__ import annotations
 import html
 from typing import Any
 
+from drbdbackup.report.coverage import NOTE
 from drbdbackup.report.volume import COLOURS
 
 esc = html.escape
@@ -61,7 +62,9 @@ def _summary_rows(s: dict[str, Any]) -> list[tuple[str, str, str]]:
 
 
 def _summary(rep: dict[str, Any]) -> str:
-    out = ["<h2>Summary</h2>"]
+    out = ["<h2>Summary</h2><p>Days are UTC. A day without a backup fails whatever the RPO; a day "
+           "is late when the newest backup was older than the RPO at some moment of it. Coverage: "
+           f"{esc(NOTE)}.</p>"]
     for s in rep["summary"]:
         rows = "".join(f"<tr><th>{k}</th><td class='{c}'>{v}</td></tr>" for k, v, c in _summary_rows(s))
         out.append(f"<h3>{esc(s['volume_id'])}</h3><table class='summary'>{rows}</table>")
