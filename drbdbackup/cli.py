@@ -222,7 +222,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not getattr(args, "func", None):
             raise UsageError(
                 "a command is required: init, backup, list, restore, status, prune, key, check, "
-                "report, serve, demo"
+                "report, verify-report, serve, demo"
             )
         return args.func(args)
     except KeyboardInterrupt:
