@@ -88,30 +88,30 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _run(cmd: list[str] | str, timeout: float, shell: bool = False) -> tuple[int, str, float]:
-    """Run a command; (exit code, combined output, seconds). Callers keep only the last TAIL
-    characters in reports (the whole output is parsed: a long `list --json` must not be cut)."""
+def _run(cmd: list[str] | str, timeout: float, shell: bool = False) -> tuple[int, str, float, str]:
+    """Run a command; (exit code, combined output, seconds, stdout alone). Callers keep only the
+    last TAIL characters of the combined output in reports; JSON is parsed from stdout alone (a
+    warning on stderr must not break it), whole (a long `list --json` must not be cut)."""
     start = time.monotonic()
     try:
         p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, shell=shell,
                            stdin=subprocess.DEVNULL)
-        rc, out = p.returncode, (p.stdout + p.stderr)
+        rc, out, stdout = p.returncode, (p.stdout + p.stderr), p.stdout
     except subprocess.TimeoutExpired:
-        rc, out = 124, f"timed out after {timeout:.0f} s"
+        rc, out, stdout = 124, f"timed out after {timeout:.0f} s", ""
     except OSError as e:
-        rc, out = 127, f"cannot run {cmd!r}: {e.strerror}"
-    return rc, out, time.monotonic() - start
+        rc, out, stdout = 127, f"cannot run {cmd!r}: {e.strerror}", ""
+    return rc, out, time.monotonic() - start, stdout
 
 
 def latest_generations(backup: list[str], repo: str, pw: list[str],
                        timeout: float) -> dict[str, str]:
     """volume_id -> latest generation id, from ``drbdbackup list --json``."""
-    rc, out, _s = _run([*backup, "list", "--repo", repo, "--json", *pw], timeout)
+    rc, out, _s, stdout = _run([*backup, "list", "--repo", repo, "--json", *pw], timeout)
     if rc != 0:
         raise RuntimeError(f"drbdbackup list failed (exit {rc}): {out[-TAIL:].strip().splitlines()[-1:]}")
-    start = out.find("{")
     try:
-        gens = json.loads(out[start:] if start >= 0 else out)["generations"]
+        gens = json.loads(stdout)["generations"]
     except (ValueError, KeyError, TypeError):
         raise RuntimeError("drbdbackup list --json did not print {\"generations\": [...]}") from None
     latest: dict[str, str] = {}
@@ -129,7 +129,7 @@ def drill_volume(args: argparse.Namespace, backup: list[str], verify: list[str],
     target = os.path.join(work, f"{vid}.img")
     steps = [Step(vid, "restore"), Step(vid, "verify"), Step(vid, "hook")]
     try:
-        rc, out, secs = _run([*backup, "restore", "--repo", args.repo, "--volume-id", vid,
+        rc, out, secs, _o = _run([*backup, "restore", "--repo", args.repo, "--volume-id", vid,
                               "--generation", gen, "--target", target, *pw], args.timeout)
         steps[0].seconds, steps[0].output = secs, out[-TAIL:]
         if rc != 0:
@@ -138,12 +138,12 @@ def drill_volume(args: argparse.Namespace, backup: list[str], verify: list[str],
                 s.status, s.message = "skipped", "restore failed"
             return steps
         steps[0].message = f"restored {gen}"
-        rc, out, secs = _run([*verify, "--repo", args.repo, "--full", "--volume-id", vid,
+        rc, out, secs, stdout = _run([*verify, "--repo", args.repo, "--full", "--volume-id", vid,
                               "--generation", gen, "--source", target, "--json", *pw],
                              args.timeout)
         steps[1].seconds, steps[1].output = secs, out[-TAIL:]
         try:
-            res = json.loads(out[out.find("{"):])
+            res = json.loads(stdout)
             summary = (f"checked {res['chunks_checked']} chunks, {res['chunks_failed']} failed, "
                        f"{res['bytes_compared_with_source']} bytes compared with the restore")
         except (ValueError, KeyError):
@@ -156,7 +156,7 @@ def drill_volume(args: argparse.Namespace, backup: list[str], verify: list[str],
             return steps
         cmd = args.hook.format(target=shlex.quote(target), volume_id=shlex.quote(vid),
                                generation=shlex.quote(gen))
-        rc, out, secs = _run(cmd, args.timeout, shell=True)
+        rc, out, secs, _o = _run(cmd, args.timeout, shell=True)
         steps[2].seconds, steps[2].output = secs, out[-TAIL:]
         steps[2].message = f"hook exited {rc}"
         if rc != 0:

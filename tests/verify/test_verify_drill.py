@@ -14,6 +14,8 @@ FAKE = '''
 import json, sys
 args = sys.argv[1:]
 mode = {mode!r}
+if mode == "warnings":  # a warning {{"like": "json"}} on stderr must not break the parse
+    sys.stderr.write('warning: {{"not": "the result"}}\\n')
 if args[0] == "list":
     print(json.dumps({{"generations": [
         {{"volume_id": "a", "generation": "20260101T000000000000Z-00000001"}},
@@ -39,7 +41,8 @@ def _fake(tmp: Path, mode: str) -> str:
     return f"{sys.executable} {path}"
 
 
-@pytest.mark.parametrize("mode,rc", [("ok", 0), ("restore-fails", 1), ("verify-fails", 1)])
+@pytest.mark.parametrize("mode,rc", [("ok", 0), ("warnings", 0), ("restore-fails", 1),
+                                     ("verify-fails", 1)])
 def test_drill_outcomes(tmp_path: Path, mode: str, rc: int,
                         capsys: pytest.CaptureFixture[str]) -> None:
     fake = _fake(tmp_path, mode)
@@ -52,7 +55,7 @@ def test_drill_outcomes(tmp_path: Path, mode: str, rc: int,
     out = json.loads(capsys.readouterr().out)
     steps = {(s["volume_id"], s["step"]): s["status"] for s in out["steps"]}
     assert len(steps) == 6
-    if mode == "ok":
+    if mode in ("ok", "warnings"):
         assert set(steps.values()) == {"pass"}
         # the latest generation is pinned and passed to restore (and to the hook's image)
         assert hook_log.read_text().split() == ["20260102T000000000000Z-00000002",
