@@ -107,16 +107,14 @@ def _b64_field(keyfile: dict[str, Any], key: str, lengths: range) -> bytes:
     return out
 
 
-def unwrap_master_key(keyfile: dict | bytes, passphrase: str) -> MasterKey:
-    """Open a key file (its JSON bytes, or the parsed object); raises OpenFailed for a wrong
-    passphrase and KeyFileError (a ValueError) for a malformed file or scrypt parameters above
-    n = 2^20, r = 32, p = 16, before any key derivation runs."""
-    if isinstance(keyfile, bytes | bytearray):
-        keyfile = load_json_object(bytes(keyfile), "key file")
+def check_key_file(keyfile: dict[str, Any]) -> tuple[int, int, int, bytes, bytes]:
+    """The scrypt parameters, salt and sealed key of a well-formed key file (no derivation);
+    raises KeyFileError (a ValueError) for a malformed file or parameters above the reader
+    limits (n = 2^20, r = 32, p = 16), OpenFailed for a kdf other than scrypt."""
     if not isinstance(keyfile, dict):
         raise KeyFileError("key file is not a JSON object")
     if keyfile.get("kdf") != "scrypt":
-        raise OpenFailed(f"unsupported kdf {keyfile.get('kdf')!r}")
+        raise OpenFailed(f"unsupported kdf {str(keyfile.get('kdf'))[:40]!r}")
     n = _scrypt_param(keyfile, "n", SCRYPT_MAX_N)
     if n < 2 or n & (n - 1):
         raise KeyFileError("key file: scrypt n must be a power of two >= 2")
@@ -127,6 +125,15 @@ def unwrap_master_key(keyfile: dict | bytes, passphrase: str) -> MasterKey:
                            "readers allow")
     salt = _b64_field(keyfile, "salt", range(8, 65))
     sealed = _b64_field(keyfile, "data", range(64 + SEAL_OVERHEAD, 64 + SEAL_OVERHEAD + 1))
+    return n, r, p, salt, sealed
+
+
+def unwrap_master_key(keyfile: dict | bytes, passphrase: str) -> MasterKey:
+    """Open a key file (its JSON bytes, or the parsed object); raises OpenFailed for a wrong
+    passphrase and KeyFileError (see `check_key_file`) before any key derivation runs."""
+    if isinstance(keyfile, bytes | bytearray):
+        keyfile = load_json_object(bytes(keyfile), "key file")
+    n, r, p, salt, sealed = check_key_file(keyfile)
     kek = _kek(passphrase, salt, n, r, p)
     raw = open_sealed(kek, sealed, KEY_AAD)
     if len(raw) != 64:

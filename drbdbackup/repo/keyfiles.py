@@ -20,7 +20,13 @@ from dataclasses import dataclass
 from drbdbackup.errors import IntegrityError, ObjectNotFound, UsageError, WrongPassword
 from drbdbackup.repo.backend import Backend
 from drbdbackup.repo.capped import read_capped
-from drbdbackup.repo.crypto import MasterKey, OpenFailed, unwrap_master_key, wrap_master_key
+from drbdbackup.repo.crypto import (
+    MasterKey,
+    OpenFailed,
+    check_key_file,
+    unwrap_master_key,
+    wrap_master_key,
+)
 from drbdbackup.repo.records import iso, load_json_object, now
 from drbdbackup.repo.repository import KEY_NAME_RE
 
@@ -141,10 +147,10 @@ def remove_key(backend: Backend, name: str) -> None:
     others = []
     for other in names:
         if other != name:
-            try:
-                load_json_object(read_capped(backend, other, "key file"), "key file")
+            try:  # a key file that could open with some passphrase (nothing derived here)
+                check_key_file(load_json_object(read_capped(backend, other, "key file"), "key file"))
                 others.append(other)
-            except (ValueError, ObjectNotFound):
+            except (ValueError, OpenFailed, ObjectNotFound):
                 continue
     if not others:
         raise UsageError(f"key {key_id_of(name)} is the last key of this repository: add another "

@@ -157,3 +157,15 @@ def test_cli_errors_are_one_line(repo: Path, tmp_path: Path) -> None:
                    env={"DRBDBACKUP_PASSWORD": OLD}, check=False)
     assert proc.returncode == 2 and "hunter2" not in proc.stderr + proc.stdout
     assert _opens(repo, OLD)
+
+
+def test_a_damaged_key_file_does_not_count_as_another_key(repo: Path) -> None:
+    (repo / "keys" / ("e" * 32)).write_bytes(b'{"kdf": "scrypt", "n": 3}')
+    rows = {k["key_id"]: k for k in keys.list_keys(_ref(repo, OLD))}
+    assert "scrypt n must be a power of two" in rows["e" * 32]["damaged"]
+    good = next(k for k in rows if k != "e" * 32)
+    assert rows[good]["opens"] and rows[good]["damaged"] is None
+    with pytest.raises(UsageError, match="last key"):
+        keys.remove_key(_ref(repo, OLD), good)
+    keys.remove_key(_ref(repo, OLD), "e" * 32)
+    assert [k["key_id"] for k in keys.list_keys(_ref(repo, OLD))] == [good]
