@@ -10,6 +10,7 @@ import os
 import sys
 import traceback
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from drbdbackup import commands
 from drbdbackup.errors import EXIT_OK, UsageError, describe
@@ -20,6 +21,13 @@ EXIT_INTERRUPTED = 130
 
 
 class _Parser(argparse.ArgumentParser):
+    """No abbreviated options: `--password SECRET` must not pass as `--password-file` and come
+    back in an error line."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
+
     def error(self, message: str) -> None:  # type: ignore[override]
         prefix = "unrecognized arguments: "
         if message.startswith(prefix):  # a mistyped `--new-password SECRET` must not echo SECRET
@@ -145,7 +153,6 @@ def _maintenance_commands(cmd: Callable[..., argparse.ArgumentParser],
     sp.add_argument("--new-password-file",
                     help="add, passwd: file holding the new passphrase (or $DRBDBACKUP_NEW_PASSWORD)")
     sp.add_argument("--paper", action="store_true", help="export: the master key as text to print")
-    sp.allow_abbrev = False  # `--new-password SECRET` must not pass as --new-password-file
 
     sp = cmd("check", commands.cmd_check, "check repository consistency")
     sp.add_argument("--repo", required=True)

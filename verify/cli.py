@@ -16,7 +16,7 @@ import os
 import sys
 import time
 import traceback
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from . import audit, evidence
 from .checker import Options, Verifier, select_targets
@@ -63,7 +63,20 @@ def version() -> str:
 
 
 class _Parser(argparse.ArgumentParser):
+    """No abbreviated options (`--password SECRET` must not pass as `--password-file`), and the
+    values of unrecognized arguments are not echoed (they may be secrets)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
+
     def error(self, message: str) -> NoReturn:
+        prefix = "unrecognized arguments: "
+        if message.startswith(prefix):
+            words = message[len(prefix):].split()
+            names = [w.split("=", 1)[0] for w in words if w.startswith("-")]
+            hidden = len(words) - len(names) + sum("=" in w for w in words if w.startswith("-"))
+            message = prefix + " ".join(names) + (f" (and {hidden} value(s), not shown)" if hidden else "")
         raise UsageError(f"drbdverify: {message}")
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -106,3 +108,17 @@ def test_progress_line_has_rate_in_mib_and_an_eta(capsys: pytest.CaptureFixture[
     end_open_line()  # what the CLI does before "interrupted"
     err = capsys.readouterr().err
     assert err.endswith("\n") and err.count("\r") >= 1
+
+
+@pytest.mark.parametrize("tool", ["drbdbackup", "verify"])
+@pytest.mark.parametrize("typo", [["--password", "hunter2"], ["--password=hunter2"]])
+def test_a_secret_typed_as_an_abbreviated_option_is_never_echoed(tmp_path: Path, tool: str,
+                                                                typo: list[str]) -> None:
+    """`--password` is no abbreviation of `--password-file`: the value would come back in the
+    error line as a file name."""
+    args = (["list", "--repo", str(tmp_path)] if tool == "drbdbackup" else ["--repo", str(tmp_path)])
+    proc = subprocess.run([sys.executable, "-m", tool, *args, *typo], capture_output=True,
+                          text=True, timeout=60)
+    assert proc.returncode == 2, proc.stderr
+    assert "hunter2" not in proc.stderr + proc.stdout
+    assert "--password" in proc.stderr
