@@ -185,6 +185,8 @@ class Coordinator:
             return None
         if not self.gate_open(("claim", key, cycle, d.attempt), rank):
             return None
+        if self._later_commit(key, cycle) is not None:  # too late: would be older than newest
+            return None
         rec = ClaimRecord(key, cycle, d.attempt, self.instance, self.node,
                           N.snapshot_name(self.repository_id, cycle, d.attempt),
                           self.clocks.iso_now(), tuple(members))
@@ -227,9 +229,19 @@ class Coordinator:
         if floor is not None and claim.cycle < floor:
             self.store.delete_commit(claim.key, claim.cycle)
             raise Fenced(f"{claim.key}: cycle {claim.cycle} was pruned (floor {floor})")
+        later = self._later_commit(claim.key, claim.cycle)
+        if later is not None:  # a later cycle committed meanwhile: ours would be the older one
+            self.store.delete_commit(claim.key, claim.cycle)
+            why = f"cycle {claim.cycle} comes too late: cycle {later} is committed already"
+            self.release(claim, why)  # the attempt is over (a group's members abandon it)
+            raise Fenced(f"{claim.key}: {why}")
         self._owners = None
         log.info("committed %s cycle %d attempt %d", claim.key, claim.cycle, claim.attempt)
         return rec
+
+    def _later_commit(self, key: ClusterKey, cycle: int) -> int | None:
+        done = self.store.committed_cycles(key)
+        return done[-1] if done and done[-1] > cycle else None
 
     def release(self, claim: Claim, reason: str) -> None:
         """Give the claim up at once (another agent may take attempt n + 1)."""

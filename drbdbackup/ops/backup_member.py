@@ -168,3 +168,10 @@ def group_gaps(repo: Repository, rows: list[dict]) -> dict[str, list[str]]:
             if missing:
                 out[snap] = missing
     return out
+
+
+def drop_group_snapshot(controller: ControllerSettings, rscs: list[str], snapshot: str) -> None:
+    """Best-effort removal of a group attempt's snapshot once the attempt is over uncommitted
+    (what is left is removed by the members' later rotations)."""
+    with controller.connect() as ctl:
+        delete_quietly(ctl, rscs, snapshot)

@@ -7,8 +7,10 @@ generation. It gives up (the agent releases the claim) when a member has had no 
 L + h + 2d. Member owner (an agent with an UpToDate replica of a member): sub-claims the member
 within the group attempt after rank x d among the member's eligible nodes (rank 0: the node
 that stored it last time), reads it from the group snapshot on its node and, in the fence before
-its first record, writes `ready` and waits for the group commit; an abandoned attempt gets no
-record. A member owner that dies before `ready` is replaced by the other replica's agent.
+its first record, writes `ready`, gives its job slot back and waits for the group commit; an
+abandoned attempt gets no record. A member owner that dies before `ready` is replaced by the
+other replica's agent. One that dies after `ready` leaves an incomplete group (reported; never
+a lineage base): the ready payload is empty, nobody writes a member's record for it.
 """
 
 from __future__ import annotations
@@ -37,7 +39,13 @@ from drbdbackup.cluster.ranking import eligible_nodes, rank_nodes
 from drbdbackup.errors import EnvironmentFailure, describe
 from drbdbackup.ops.backup import BackupResult
 from drbdbackup.ops.backup_linstor import LinstorBackup
-from drbdbackup.ops.backup_member import GroupSnapshot, MemberBackup, back_up_member, snapshot_group
+from drbdbackup.ops.backup_member import (
+    GroupSnapshot,
+    MemberBackup,
+    back_up_member,
+    drop_group_snapshot,
+    snapshot_group,
+)
 from drbdbackup.service.cluster_plan import candidates, up_to_date_nodes
 from drbdbackup.service.config import Policy
 
@@ -69,6 +77,33 @@ def _sub_claim_once(w: MemberWork, rank: int, g: GroupCoordinator) -> MemberClai
     return g.try_member_claim(w.attempt, w.member, rank)
 
 
+class _Slot:
+    """One of the node's job slots, given back at most once, from any thread."""
+
+    def __init__(self, sem: asyncio.Semaphore, loop: asyncio.AbstractEventLoop) -> None:
+        self.sem, self.loop = sem, loop
+        self._held = False
+        self._lock = threading.Lock()
+
+    async def take(self) -> None:
+        await self.sem.acquire()
+        self._held = True
+
+    def give_back(self) -> None:
+        with self._lock:
+            if not self._held:
+                return
+            self._held = False
+        try:
+            on_loop = asyncio.get_running_loop() is self.loop
+        except RuntimeError:  # a worker thread
+            on_loop = False
+        if on_loop:
+            self.sem.release()
+        else:
+            self.loop.call_soon_threadsafe(self.sem.release)
+
+
 class GroupRuns:
     """This agent's part in the cross-node consistency groups of its policies."""
 
@@ -97,7 +132,15 @@ class GroupRuns:
                                      self.a._snapshot_slot))  # noqa: SLF001
         log.info("%s cycle %d: snapshot %s taken on %s", claim.key, claim.cycle, claim.snapshot,
                  "; ".join(f"{r}: {','.join(n)}" for r, n in sorted(nodes.items())))
-        self._await_members(claim)
+        try:
+            self._await_members(claim)
+        except BaseException as exc:  # the attempt is over: release it, then drop its snapshot
+            why = describe(exc)[1]
+            if not isinstance(exc, Fenced):
+                self.a._coord(lambda c: c.release(claim, why))  # noqa: SLF001
+            if self.a._guard.may_delete(claim.key, resources, claim.snapshot):  # noqa: SLF001
+                drop_group_snapshot(self.a.controller(), resources, claim.snapshot)
+            raise
 
     def _await_members(self, claim: Claim) -> None:
         c = self.a.settings.cluster
@@ -208,11 +251,13 @@ class GroupRuns:
             if mc is None:
                 return
             job_id = await store.add(w.policy.name, "backup", str(w))
-            async with self.a._slots:  # noqa: SLF001
+            slot = _Slot(self.a._slots, asyncio.get_running_loop())  # noqa: SLF001
+            await slot.take()
+            try:
                 await store.mark_running(job_id)
                 results: list[BackupResult] = []
                 try:
-                    await asyncio.to_thread(self._back_up, w, mc, results)
+                    await asyncio.to_thread(self._back_up, w, mc, results, slot.give_back)
                 except Exception as exc:  # noqa: BLE001 - recorded in the job, sub-claim released
                     code, msg = describe(exc)
                     if not isinstance(exc, Fenced):
@@ -225,6 +270,8 @@ class GroupRuns:
                 self.a.state.outcome(f"{w.attempt.key}/{w.member}", w.attempt.cycle, None)
                 await store.finish(job_id, ok=True, exit_code=0, error=None,
                                    result=self._result(w, mc, results))
+            finally:
+                slot.give_back()
         except Exception as exc:  # noqa: BLE001 - nothing claimed; the planner retries
             log.warning("%s: could not sub-claim: %s", w, describe(exc)[1])
         finally:
@@ -243,14 +290,17 @@ class GroupRuns:
                             "snapshot": a.snapshot},
                 "backups": [r.to_dict() for r in results]}
 
-    def _back_up(self, w: MemberWork, mc: MemberClaim, out: list[BackupResult]) -> None:
+    def _back_up(self, w: MemberWork, mc: MemberClaim, out: list[BackupResult],
+                 free_slot: Callable[[], None]) -> None:
         a, committed = w.attempt, list[bool]()
 
         def fence(generation: str) -> None:
-            """The member's `ready`, then wait for the group commit (or its abandonment)."""
+            """The member's `ready`, then wait for the group commit (or its abandonment) without
+            holding a job slot: other members on this node may be what the commit waits for."""
             if committed:
                 return
             self._gc(lambda g: g.member_ready(mc, generation))
+            free_slot()
             while True:
                 outcome = self._gc(lambda g: g.member_outcome(mc))
                 if outcome is MemberOutcome.COMMITTED:

@@ -157,7 +157,9 @@ def test_random_interleavings(actions: list[tuple], survivor_i: int) -> None:
             claim = survivor.coord.try_claim(key, cycle, 0)
             if claim is not None:
                 w.commit(survivor, claim)
-            if survivor.coord.cycle_state(key, cycle).step in (Step.COMMITTED, Step.PRUNED):
+            done = survivor.coord.cycle_state(key, cycle).step in (Step.COMMITTED, Step.PRUNED)
+            superseded = any(c > cycle for c in survivor.coord.store.committed_cycles(key))
+            if done or superseded:  # a later cycle committed: this one is over (format.md 16.3)
                 open_cycles.remove((key, cycle))
         assert survivor.clock() - start <= deadline, open_cycles
     for z in w.zombies + [a for a in w.agents.values() if a is not survivor]:
