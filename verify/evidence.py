@@ -76,6 +76,9 @@ def unreadable_findings(ties: list[RecordTie], checked: set[tuple[str, str]]) ->
 
 def _named(chain: Chain) -> tuple[dict[tuple[str, str], tuple[int, str]], dict[str, int],
                                    dict[str, list[int]]]:
+    """record -> (seq, sha256) of the first backup entry naming it; "vol/gen" -> seq of the last
+    prune entry listing it in ``removed`` (its intent or its final entry, section 13); volume ->
+    seqs of its backup entries."""
     named: dict[tuple[str, str], tuple[int, str]] = {}
     removed: dict[str, int] = {}
     backups: dict[str, list[int]] = defaultdict(list)
@@ -99,15 +102,17 @@ def _f(msg: str, obj: str, vol: str | None = None, gen: str | None = None,
 
 
 def tie_findings(chain: Chain, ties: list[RecordTie]) -> list[Finding]:
-    """Rules E2-E4 of section 12.1 (E1, the chain itself, is ``chain.findings``)."""
+    """Rules E2-E4 of section 12.1 (E1, the chain itself, is ``chain.findings``). A record a
+    prune entry lists that is still there is no finding (that prune stopped after its intent,
+    section 13), as long as its bytes match its entry."""
     out: list[Finding] = []
     named, removed, backups = _named(chain)
     by_key = {(t.volume_id, t.generation): t for t in ties}
     for (vol, gen), (seq, digest) in sorted(named.items(), key=lambda kv: kv[1][0]):
         t, name = by_key.get((vol, gen)), generation_name(vol, gen)
-        if t is None and removed.get(f"{vol}/{gen}", 0) <= seq:
-            out.append(_f(f"record missing: {audit_name(seq)} names it and no prune removed it",
-                          name, vol, gen))
+        if t is None and removed.get(f"{vol}/{gen}", 0) <= seq:  # E3: deleted
+            out.append(_f(f"record missing: {audit_name(seq)} names it and no prune entry "
+                          f"lists it", name, vol, gen))
         elif t is not None and t.sha256 != digest:
             out.append(_f(f"record bytes differ from the SHA-256 {audit_name(seq)} names "
                           f"(rolled back or rewritten)", name, vol, gen))

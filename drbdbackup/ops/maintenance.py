@@ -97,14 +97,19 @@ class PruneRequest:
 
 def prune(ref: RepositoryRef, req: PruneRequest | list[PruneRequest]) -> PruneReport:
     """Apply keep rules (several requests: each to its own generations, e.g. one per policy),
-    then remove unreferenced data once, under the exclusive lock. The audit entry lists every
-    removed generation and why."""
+    then remove unreferenced data once, under the exclusive lock. Before its first deletion the
+    prune appends its intent entry, after its last its final entry (format.md section 13: a
+    prune that stops in between never looks like deleted records); each lists every removed
+    generation and why."""
     reqs = req if isinstance(req, list) else [req]
     scopes = [r.scope() for r in reqs]
     require_rules(scopes)  # bad rules fail before the repository is opened
     dry_run = any(r.dry_run for r in reqs)
     with operation(ref, "prune", lock=LockMode.EXCLUSIVE) as s:
-        rep = prune_scopes(s.repo, scopes, dry_run=dry_run)
+        def intent(plan: PruneReport) -> None:
+            s.succeeded("prune", {"phase": "intent", **plan.to_dict()})
+
+        rep = prune_scopes(s.repo, scopes, dry_run=dry_run, intent=intent)
         if not dry_run:
-            s.succeeded("prune", rep.to_dict())
+            s.succeeded("prune", {"phase": "done", **rep.to_dict()})
         return rep

@@ -54,7 +54,8 @@ def _entry(seq: int) -> str:
 def _ties(chain: list[Walked]) -> tuple[dict[Key, tuple[int, str]], dict[str, int],
                                        dict[str, list[int]]]:
     """From the entries: record -> (seq, sha256) of the backup entry naming it; "vol/gen" ->
-    seq of the prune entry that removed it; volume -> seqs of its backup entries."""
+    seq of the last prune entry listing it in `removed` (an intent or a final entry: section
+    13); volume -> seqs of its backup entries."""
     named: dict[Key, tuple[int, str]] = {}
     removed: dict[str, int] = {}
     backups: dict[str, list[int]] = defaultdict(list)
@@ -74,15 +75,16 @@ def _ties(chain: list[Walked]) -> tuple[dict[Key, tuple[int, str]], dict[str, in
 
 def _named_records(named: dict[Key, tuple[int, str]], removed: dict[str, int],
                    records: dict[Key, RecordFact]) -> list[str]:
-    """Every record a backup entry names exists with the bytes it names, or a later prune
-    removed it."""
+    """Every record a backup entry names exists with the bytes it names, or is missing and a
+    later prune entry (intent or final) lists it; one listed and still there (a prune that
+    stopped after its intent) is no finding."""
     out = []
     for key, (seq, digest) in sorted(named.items(), key=lambda kv: kv[1][0]):
         name, fact = record_name(*key), records.get(key)
         if fact is None:
             if removed.get(f"{key[0]}/{key[1]}", -1) < seq:
                 out.append(f"generation record {name} is missing: {_entry(seq)} names it and "
-                           f"no prune removed it (deleted)")
+                           f"no prune entry lists it (deleted)")
         elif fact.sha256 != digest:
             out.append(f"generation record {name} differs from the bytes {_entry(seq)} names "
                        f"(rolled back or rewritten)")

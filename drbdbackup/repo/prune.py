@@ -1,12 +1,20 @@
 """Retention per scope (the rules themselves: repo/retention.py) and garbage collection of
-unreferenced packs (under the exclusive lock)."""
+unreferenced packs (under the exclusive lock).
+
+Order (format.md section 13): plan everything, let the caller append the intent entry, then
+delete records, rewrite the index, delete packs; the caller appends the final entry."""
 
 from __future__ import annotations
 
+import os
+import sys
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from drbdbackup.errors import IntegrityError, UnknownVolume, UsageError
+from drbdbackup.repo.backend import Backend
 from drbdbackup.repo.blob import BlobError, decode_blob, max_plain_length
 from drbdbackup.repo.blobwriter import staging_cleanup
 from drbdbackup.repo.crypto import ZERO_ID
@@ -127,8 +135,11 @@ def require_rules(scopes: list[PruneScope]) -> None:
                          "--keep-hourly, --keep-daily, --keep-weekly, --keep-monthly or --keep-yearly")
 
 
-def prune_scopes(repo: Repository, scopes: list[PruneScope], *, dry_run: bool = False) -> PruneReport:
-    """Select per scope, then remove unreferenced data once; the caller holds the exclusive lock."""
+def prune_scopes(repo: Repository, scopes: list[PruneScope], *, dry_run: bool = False,
+                 intent: Callable[[PruneReport], None] | None = None) -> PruneReport:
+    """Select per scope, then remove unreferenced data once; the caller holds the exclusive lock.
+    `intent` is called with the finished plan before the first deletion, when records are to be
+    deleted (the caller appends the intent audit entry there: format.md section 13)."""
     require_rules(scopes)
     report = PruneReport(dry_run=dry_run)
     repo.load_index()
@@ -148,20 +159,56 @@ def prune_scopes(repo: Repository, scopes: list[PruneScope], *, dry_run: bool = 
     report.removed_bytes = sum(repo.backend.size(pack_name(p)) for p in doomed)
     if dry_run:
         return report
+    if intent is not None and report.removed_generations:
+        intent(report)
+    _apply(repo, report, plan, doomed)
+    return report
+
+
+PAUSE_ENV = "DRBDBACKUP_TEST_PRUNE_PAUSE"  # test only (tests/hostile/test_prune_crash.py)
+PAUSE_S = 30.0
+
+
+class _Deleter:
+    """Deletes objects in prune's order; counts them for the test-only pause hook."""
+
+    def __init__(self, backend: Backend) -> None:
+        self.backend = backend
+        self.count = 0
+        raw = os.environ.get(PAUSE_ENV, "")  # the one place the hook is read
+        self.pause_at = int(raw) if raw.isdigit() else None
+        self._pause()
+
+    def __call__(self, name: str) -> None:
+        self.backend.delete(name)
+        self.count += 1
+        self._pause()
+
+    def _pause(self) -> None:
+        """Test only: with DRBDBACKUP_TEST_PRUNE_PAUSE=K, after the K-th deletion (0: after the
+        intent entry, before any) say so on stderr and sleep, so that a test can SIGKILL the
+        process at that point; after PAUSE_S the prune goes on."""
+        if self.count == self.pause_at:
+            print(f"drbdbackup: test pause after {self.count} deletion(s)", file=sys.stderr, flush=True)
+            time.sleep(PAUSE_S)
+
+
+def _apply(repo: Repository, report: PruneReport, plan: _PackPlan, doomed: list[str]) -> None:
+    """Delete the records, write the new index, delete superseded index files and packs."""
+    delete = _Deleter(repo.backend)
     for label in report.removed_generations:
         volume, gen = label.split("/")
-        repo.backend.delete(record_name(volume, gen))
+        delete(record_name(volume, gen))
     new_entries = dict(plan.keep)
     new_entries.update(_repack(repo, plan.repack))
     old_files = list(repo.index.files)
     new_files = set(repo.write_index_files(new_entries)) if new_entries else set()
     for name in old_files:
         if name not in new_files:
-            repo.backend.delete(name)
+            delete(name)
     for p in doomed:
-        repo.backend.delete(pack_name(p))
+        delete(pack_name(p))
     staging_cleanup(repo.backend, older_than_s=0)  # the exclusive lock rules out writers
-    return report
 
 
 REPACK_UNUSED_FRACTION = 0.10

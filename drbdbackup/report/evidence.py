@@ -108,7 +108,7 @@ def collect(entries: list[dict[str, Any]]) -> Evidence:
                 if not failed:
                     out.unattributed_quarantines.append(q)
             pending_q = []
-        elif ev == "prune":
+        elif ev == "prune" and d.get("phase") != "intent":  # judged by its final entry
             out.prunes.append({**_base(e, ts), "dry_run": bool(d.get("dry_run")), "details": d})
     out.unattributed_quarantines.extend(pending_q)
     return out

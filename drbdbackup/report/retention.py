@@ -80,7 +80,10 @@ def _split(labels: object) -> dict[str, list[str]]:
 
 def judge_prune(details: dict[str, Any], rules_of: dict[str, KeepRules | None]) -> list[dict[str, Any]]:
     """Per volume a prune touched: what it removed, and whether the volume's policy rules
-    required any of it (`verdict` compliant / violation / no-policy)."""
+    required any of it (`verdict` compliant / violation / no-policy). A prune's intent entry
+    (`phase` "intent", format.md section 13) is not judged: its final entry is."""
+    if details.get("phase") == "intent":
+        return []
     kept, removed = _split(details.get("kept_generations")), _split(details.get("removed_generations"))
     out = []
     for vol in sorted(set(kept) | set(removed)):
