@@ -54,7 +54,9 @@ class PruneScope:
 class PruneReport:
     """What prune removed (or would remove, with dry_run), and why: `kept_because` names the
     rules that kept each generation a scope covered, `removed_because` why each removed one went
-    (the scopes are in `scopes`); `kept_generations` lists every generation that remains."""
+    (the scopes are in `scopes`); `kept_generations` lists every generation that remains;
+    `policies` the policy each generation (kept or removed) was recorded for, if any (the
+    report judges a policy's retention on the generations of that policy, as a scope selects)."""
 
     dry_run: bool
     removed_generations: list[str] = field(default_factory=list)
@@ -67,6 +69,7 @@ class PruneReport:
     kept_because: dict[str, list[str]] = field(default_factory=dict)
     removed_because: dict[str, str] = field(default_factory=dict)
     outside_scope: int = 0
+    policies: dict[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         return self.__dict__.copy()
@@ -118,6 +121,8 @@ def select_generations(records: list[GenerationRecord], scopes: list[PruneScope]
     keep: list[GenerationRecord] = []
     for r in records:
         label = f"{r.volume_id}/{r.generation}"
+        if isinstance(r.policy, str):
+            report.policies[label] = r.policy
         if label in doomed and label not in report.kept_because:
             report.removed_generations.append(label)
             report.removed_because[label] = doomed[label]

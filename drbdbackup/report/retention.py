@@ -1,9 +1,12 @@
 """Pure retention judgement: which generations a policy's keep_* rules require, and whether a
-prune removed any of them. No I/O.
+prune removed any of them. No I/O. The rules themselves are prune's (`drbdbackup.repo.retention`:
+restic's semantics, `within` measured strictly back from the newest generation), applied as
+prune applies a policy's scope: to the generations recorded for that policy.
 
-A prune audit entry lists the generations it kept and removed (`volume/generation` labels); the
-generation id starts with its creation time (format.md section 9), so the candidates a prune saw
-and their times are known without the removed records."""
+A prune audit entry lists the generations it kept and removed (`volume/generation` labels) and
+the policy each was recorded for (`policies`); the generation id starts with its creation time
+(format.md section 9), so the candidates a prune saw and their times are known without the
+removed records."""
 
 from __future__ import annotations
 
@@ -11,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-_BUCKETS = (("hourly", "%Y-%m-%dT%H"), ("daily", "%Y-%m-%d"), ("weekly", "%G-W%V"), ("monthly", "%Y-%m"), ("yearly", "%Y"))
+from drbdbackup.repo import retention as rules_of_prune
 
 _NAMES = ("last", "hourly", "daily", "weekly", "monthly", "yearly")
 
@@ -41,6 +44,15 @@ class KeepRules:
     def to_dict(self) -> dict[str, int]:
         return {k: getattr(self, k) for k in (*_NAMES, "within_s")}
 
+    def as_prune_rules(self) -> rules_of_prune.KeepRules:
+        """The same rules as prune takes them (counts clamped to what prune accepts)."""
+        def count(name: str) -> int:
+            return min(max(int(getattr(self, name)), 0), rules_of_prune.MAX_COUNT)
+        within = timedelta(seconds=self.within_s) if self.within_s > 0 else None
+        return rules_of_prune.KeepRules(last=count("last"), within=within, hourly=count("hourly"),
+                                        daily=count("daily"), weekly=count("weekly"),
+                                        monthly=count("monthly"), yearly=count("yearly"))
+
 
 def generation_time(gen: str) -> datetime | None:
     """The creation time encoded in a generation id (`YYYYmmddTHHMMSSffffffZ-…`)."""
@@ -51,22 +63,8 @@ def generation_time(gen: str) -> datetime | None:
 
 
 def required(candidates: list[tuple[str, datetime]], rules: KeepRules) -> set[str]:
-    """Generations the rules keep among (id, created), restic-style: newest first per bucket."""
-    ordered = sorted(candidates, key=lambda g: (g[1], g[0]), reverse=True)
-    keep = {g for g, _t in ordered[:rules.last]}
-    if rules.within_s and ordered:
-        newest = ordered[0][1]
-        keep |= {g for g, t in ordered if newest - t <= timedelta(seconds=rules.within_s)}
-    for name, fmt in _BUCKETS:
-        count = getattr(rules, name)
-        seen: set[str] = set()
-        for gen, ts in ordered:
-            if len(seen) >= count:
-                break
-            if ts.strftime(fmt) not in seen:
-                seen.add(ts.strftime(fmt))
-                keep.add(gen)
-    return keep
+    """Generations the rules keep among (id, created): prune's own decision."""
+    return set(rules_of_prune.decide(candidates, rules.as_prune_rules()).kept)
 
 
 def _split(labels: object) -> dict[str, list[str]]:
@@ -78,10 +76,31 @@ def _split(labels: object) -> dict[str, list[str]]:
     return out
 
 
-def judge_prune(details: dict[str, Any], rules_of: dict[str, KeepRules | None]) -> list[dict[str, Any]]:
-    """Per volume a prune touched: what it removed, and whether the volume's policy rules
-    required any of it (`verdict` compliant / violation / no-policy). A prune's intent entry
-    (`phase` "intent", format.md section 13) is not judged: its final entry is."""
+def policy_scope(vol: str, gens: list[str], details: dict[str, Any],
+                 policy_of: dict[str, str | None] | None = None) -> list[str]:
+    """The generations of `vol` that prune's scope for the volume's policy covers: those
+    recorded for that policy (the prune entry's `policies`). The policy is `policy_of[vol]`, else
+    the one of the volume's newest generation that has one (as the report picks a volume's
+    policy). An entry without `policies` (an older writer): every generation of the volume."""
+    recorded = details.get("policies")
+    if not isinstance(recorded, dict):
+        return gens
+    of = {g: p if isinstance(p := recorded.get(f"{vol}/{g}"), str) else None for g in gens}
+    if policy_of is not None and vol in policy_of:
+        policy = policy_of[vol]
+    else:
+        named = sorted(g for g in gens if of[g] is not None)
+        policy = of[named[-1]] if named else None
+    return [g for g in gens if of[g] == policy]
+
+
+def judge_prune(details: dict[str, Any], rules_of: dict[str, KeepRules | None],
+                policy_of: dict[str, str | None] | None = None) -> list[dict[str, Any]]:
+    """Per volume a prune touched: what it removed, and whether the volume's policy rules,
+    applied by prune's own decision to the policy's generations (`policy_scope`), required any
+    of it (`verdict` compliant / violation / no-policy); removed generations of other policies
+    are listed in `outside_policy`, not judged by these rules. A prune's intent entry (`phase`
+    "intent", format.md section 13) is not judged: its final entry is."""
     if details.get("phase") == "intent":
         return []
     kept, removed = _split(details.get("kept_generations")), _split(details.get("removed_generations"))
@@ -98,7 +117,9 @@ def judge_prune(details: dict[str, Any], rules_of: dict[str, KeepRules | None]) 
         if rules is None or not rules.any:
             row.update(verdict="no-policy", why="no keep rules known for this volume: not judged")
         else:
-            cands = [(g, t) for g in gone + kept.get(vol, []) if (t := generation_time(g))]
+            scope = policy_scope(vol, gone + kept.get(vol, []), details, policy_of)
+            row["outside_policy"] = sorted(set(gone) - set(scope))
+            cands = [(g, t) for g in scope if (t := generation_time(g))]
             wrongly = sorted(required(cands, rules) & set(gone))
             row.update(verdict="violation" if wrongly else "compliant", required_but_removed=wrongly,
                        why=(f"removed {len(wrongly)} generation(s) that {rules.describe()} keep"
