@@ -65,9 +65,10 @@ class Session:
 
     def succeeded(self, event: str, details: dict[str, Any], *,
                   record: dict[str, str] | None = None) -> None:
-        """Append the operation's audit entry (once): details sealed when the repository is
-        encrypted; a backup names its `record`, a prune lists the records it removed
-        (format.md section 12)."""
+        """Append an audit entry of the operation: details sealed when the repository is
+        encrypted; a backup names its `record`, a prune lists the records it removes (its
+        intent entry before any deletion, its final entry after: format.md sections 12, 13).
+        Once anything is appended, a failure of the operation writes no failure entry."""
         removed = None
         if event == "prune":
             removed = [str(r) for r in details.get("removed_generations") or ()]
