@@ -67,8 +67,7 @@ class Session:
                   record: dict[str, str] | None = None) -> None:
         """Append an audit entry of the operation: details sealed when the repository is
         encrypted; a backup names its `record`, a prune lists the records it removes (its
-        intent entry before any deletion, its final entry after: format.md sections 12, 13).
-        Once anything is appended, a failure of the operation writes no failure entry."""
+        intent entry before any deletion, its final entry after: format.md sections 12, 13)."""
         removed = None
         if event == "prune":
             removed = [str(r) for r in details.get("removed_generations") or ()]
