@@ -38,7 +38,8 @@ EXAMPLE (parsed by the tests):
     verify_sample = 0.05             # 0 = no verification after a backup
     tracker = "auto"
     rpo = "24h"                      # report: a day without a backup fails; any gap > rpo fails
-    verify_coverage_days = 7         # report: every retained chunk verified within 7 days
+    verify_coverage_days = 7         # report: every retained chunk verified within 7 days; the
+    verify_budget_mib = 20480        # service verifies so (drbdverify --subset n/t), <= 20 GiB a run
 
     [[policy]]
     name = "images"
@@ -185,6 +186,7 @@ class Policy(_Strict):
     verify_sample: float = Field(0.0, ge=0.0, le=1.0)
     rpo: str | None = Field(None, description="recovery point objective, e.g. 24h (report judges each day)")
     verify_coverage_days: int | None = Field(None, ge=1, description="every chunk verified within N days")
+    verify_budget_mib: int | None = Field(None, ge=1, description="coverage verification: MiB read per run at most")
     tracker: Literal["auto", "checksum", "reflink", "thin-delta", "full"] = "auto"
 
     @field_validator("schedule")

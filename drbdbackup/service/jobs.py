@@ -28,11 +28,19 @@ from drbdbackup.ops.backup import BackupOptions, BackupResult, FileBackup, ReadO
 from drbdbackup.ops.backup_linstor import LinstorBackup, back_up_resources
 from drbdbackup.ops.maintenance import list_volumes, prune
 from drbdbackup.ops.session import RepositoryRef
-from drbdbackup.ops.verification import VerifyRequest, failed_verification, run_verifier_async
+from drbdbackup.ops.verification import (
+    CoverageRequest,
+    VerifyRequest,
+    coverage_plan,
+    failed_verification,
+    run_coverage_async,
+    run_verifier_async,
+)
 from drbdbackup.service.config import Policy, Settings
 from drbdbackup.service.throttle import ApiThrottle
 
 log = logging.getLogger("drbdbackup.service")
+COVERAGE_TICK_S = 3600.0  # the scheduler plans coverage verification this often (and after backups)
 
 
 @dataclass
@@ -162,7 +170,23 @@ async def do_backup(ctx: JobContext, policy: Policy) -> Outcome:
     return out
 
 
+def coverage_request(policy: Policy, volumes: list[str]) -> CoverageRequest:
+    """A policy with verify_coverage_days: its volumes, N, the planning tick and the budget."""
+    assert policy.verify_coverage_days is not None
+    budget = policy.verify_budget_mib << 20 if policy.verify_budget_mib else None
+    return CoverageRequest(tuple(volumes), policy.verify_coverage_days, COVERAGE_TICK_S, budget)
+
+
+def coverage_due(ctx: JobContext, policy: Policy) -> bool:
+    """Does the policy have verification due now (blocking; False when nothing is backed up)?"""
+    volumes = policy_volumes(ctx, policy)
+    return bool(volumes) and bool(coverage_plan(ctx.repo, coverage_request(policy, volumes)).run)
+
+
 async def do_verify(ctx: JobContext, policy: Policy) -> Outcome:
+    """A policy with verify_coverage_days runs what the coverage planner says is due (subset
+    rotation, verify-new, re-verify of evidence older than N days); others verify each volume's
+    latest generation (verify_sample, or full)."""
     try:
         volumes = await asyncio.to_thread(policy_volumes, ctx, policy)
     except Exception as exc:  # noqa: BLE001
@@ -170,6 +194,17 @@ async def do_verify(ctx: JobContext, policy: Policy) -> Outcome:
         return Outcome(False, code, msg)
     if not volumes:
         return Outcome(False, EXIT_USAGE, f"policy {policy.name} has no backed-up volumes to verify")
+    if policy.verify_coverage_days:
+        try:
+            result = await run_coverage_async(ctx.repo, coverage_request(policy, volumes))
+        except Exception as exc:  # noqa: BLE001
+            code, msg = describe(exc)
+            return Outcome(False, code, msg)
+        if result["behind"]:
+            log.warning("policy %s: verification coverage is behind: %d due piece(s) exceed "
+                        "verify_budget_mib", policy.name, len(result["deferred"]))
+        failed = failed_verification(result["verifications"])
+        return Outcome(failed is None, EXIT_OK if failed is None else EXIT_INTEGRITY, failed, result)
     verdicts = [await run_verifier_async(ctx.repo, VerifyRequest(v, "latest", policy.verify_sample or None))
                 for v in volumes]
     failed = failed_verification(verdicts)

@@ -9,6 +9,10 @@ still arbitrate between jobs of different policies (a prune waits for no one: it
 
 A scheduled backup is skipped (logged) if the policy already has a backup queued or running.
 Schedules are evaluated in `[service] timezone` (default UTC).
+
+A policy with `verify_coverage_days` gets a verify job whenever the coverage planner has work
+due: checked every `jobs.COVERAGE_TICK_S` and right after each of its backups (verify-new),
+unless a verify job of the policy is already queued or running.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ import time
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from drbdbackup.service import anchor
+from drbdbackup.service import anchor, jobs
 from drbdbackup.service.config import Policy, Settings
 from drbdbackup.service.cron import parse_cron
 from drbdbackup.service.jobs import JobContext, Outcome, execute
@@ -66,6 +70,8 @@ class Scheduler:
         for p in self.settings.policy:
             if p.schedule and not self.clustered(p):
                 self._cron_tasks.append(asyncio.create_task(self._cron_loop(p), name=f"cron-{p.name}"))
+            if p.verify_coverage_days:
+                self._cron_tasks.append(asyncio.create_task(self._coverage_loop(p), name=f"coverage-{p.name}"))
 
     async def stop(self) -> None:
         """Stop accepting jobs, drop not-yet-started ones (they stay queued for the next start),
@@ -119,11 +125,37 @@ class Scheduler:
                 await self.store.finish(job_id, ok=out.ok, exit_code=out.exit_code,
                                         error=out.error, result=out.result)
                 await anchor.observe_quietly(self.store, self.ctx.repo)
+                if kind == "backup" and out.ok and policy.verify_coverage_days:
+                    task = asyncio.create_task(self._coverage_now(policy), name=f"verify-new-{job_id}")
+                    self._cron_tasks.append(task)  # stop() waits for it
+                    task.add_done_callback(self._cron_tasks.remove)
                 log.info("job %d %s: %s %s in %.1fs (exit %d)%s", job_id,
                          "succeeded" if out.ok else "failed", kind, policy.name,
                          time.monotonic() - t0, out.exit_code, f": {out.error}" if out.error else "")
             finally:
                 self.running.discard(job_id)
+
+    # ---- coverage verification --------------------------------------------------------------
+
+    async def _coverage_now(self, policy: Policy) -> None:
+        """Queue a verify job if the planner has work due and none is queued or running."""
+        if self.stopping or await self.store.pending(policy.name, "verify"):
+            return
+        try:
+            due = await asyncio.to_thread(jobs.coverage_due, self.ctx, policy)
+        except Exception as exc:  # noqa: BLE001 - planning again on the next tick
+            log.warning("policy %s: cannot plan verification: %s", policy.name, exc)
+            return
+        if due:
+            try:
+                await self.submit(policy, "verify")
+            except Stopping:
+                return
+
+    async def _coverage_loop(self, policy: Policy) -> None:
+        while not self.stopping:
+            await self._coverage_now(policy)
+            await asyncio.sleep(jobs.COVERAGE_TICK_S)
 
     # ---- schedules --------------------------------------------------------------------------
 
