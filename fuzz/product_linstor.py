@@ -14,7 +14,7 @@ from typing import Any
 import atheris
 from linstor import responses
 
-with atheris.instrument_imports(include=["drbdbackup"]):
+with atheris.instrument_imports(include=["drbdbackup.linstor"]):
     from drbdbackup.linstor.client import Controller, ControllerError, UnknownResource
 
 import _common

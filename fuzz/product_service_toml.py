@@ -7,7 +7,10 @@ import sys
 
 import atheris
 
-with atheris.instrument_imports(include=["drbdbackup"]):
+import drbdbackup.linstor.selection  # noqa: F401 - imported first, so only the config's own
+import drbdbackup.ops.maintenance  # noqa: F401 - parsing is instrumented (a quick start)
+
+with atheris.instrument_imports(include=["drbdbackup.service.config", "drbdbackup.service.cron"]):
     from drbdbackup.service import config
 
 import _common
