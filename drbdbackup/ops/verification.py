@@ -146,9 +146,9 @@ def coverage_plan(ref: RepositoryRef, req: CoverageRequest, now: datetime | None
     return plan(gens, checks, now or datetime.now(UTC), terms)
 
 
-def piece_request(volume_id: str, subset: str) -> VerifyRequest:
+def piece_request(piece: Piece) -> VerifyRequest:
     """One planned piece: every retained generation of the volume (`--full` when t = 1)."""
-    return VerifyRequest(volume_id, "all", subset=None if subset.endswith("/1") else subset)
+    return VerifyRequest(piece.volume_id, "all", subset=piece.subset if piece.t > 1 else None)
 
 
 def _row(x: Piece) -> dict[str, Any]:
@@ -159,6 +159,6 @@ def _row(x: Piece) -> dict[str, Any]:
 async def run_coverage_async(ref: RepositoryRef, req: CoverageRequest) -> dict[str, Any]:
     """Run the due pieces, one verifier process each; `behind` when some did not fit."""
     p = await asyncio.to_thread(coverage_plan, ref, req)
-    verdicts = [await run_verifier_async(ref, piece_request(x.volume_id, x.subset)) for x in p.run]
+    verdicts = [await run_verifier_async(ref, piece_request(x)) for x in p.run]
     return {"planned": [_row(x) for x in p.run], "deferred": [_row(x) for x in p.deferred],
             "behind": p.behind, "verifications": verdicts}

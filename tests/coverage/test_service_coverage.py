@@ -24,6 +24,7 @@ from drbdbackup import cli
 from drbdbackup.ops.backup import BackupOptions, FileBackup, back_up_file
 from drbdbackup.ops.maintenance import InitRequest, init, list_volumes
 from drbdbackup.ops.session import RepositoryRef
+from drbdbackup.ops.verification import CoverageRequest, coverage_plan, run_coverage_async
 from drbdbackup.repo import records
 from drbdbackup.service import jobs
 from drbdbackup.service.config import load_config
@@ -158,3 +159,17 @@ async def test_a_budget_too_small_is_behind_and_the_report_says_so(
     cov = _report(tmp_path, repo, cfg)
     assert cov["verdict"] == "fail" and cov["oldest_unverified_age_days"] >= 2
     assert len(cov["never_fully_verified"]) == 2
+
+
+async def test_without_a_budget_one_full_run_covers_the_volume(tmp_path: Path) -> None:
+    """N = 1 and no budget: t = 1, the piece is `drbdverify --full --generation all` (through
+    ops, in-process); a second plan right after has nothing due."""
+    repo, cfg = _setup(tmp_path, budget_mib=1)
+    req = CoverageRequest(("vol",), 1, 3600.0)
+    out = await run_coverage_async(RepositoryRef.of(str(repo)), req)
+    assert [p["subset"] for p in out["planned"]] == ["1/1"] and not out["behind"]
+    assert [v["ok"] for v in out["verifications"]] == [True]
+    assert [s for s, _g, _v in _selections(repo)] == ["full", "full"]
+    assert coverage_plan(RepositoryRef.of(str(repo)), req).run == []
+    cov = _report(tmp_path, repo, cfg)
+    assert cov["verdict"] == "pass" and cov["oldest_unverified_age_days"] <= 1
