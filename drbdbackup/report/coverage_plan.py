@@ -91,8 +91,10 @@ def partition(size_bytes: int, terms: Terms) -> int:
 def generation_proofs(checks: list[Check], t: int) -> list[datetime | None]:
     """Each piece n/t's last proof: its own checks or the generation's latest complete read."""
     whole = covered_at(checks)
-    return [p if whole is None else max(whole, p) if p is not None else whole
-            for p in piece_proofs(checks, t)]
+    out = piece_proofs(checks, t)
+    if whole is not None:
+        out = [whole if p is None or p < whole else p for p in out]
+    return out
 
 
 def _volume_pieces(gens: list[Gen], checks: dict[str, list[Check]], terms: Terms) -> list[Piece]:
