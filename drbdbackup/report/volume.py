@@ -98,6 +98,9 @@ def _problems(gens: list[dict[str, Any]], heal: list[dict[str, Any]], ev: Volume
               lost: list[str]) -> list[str]:
     out = [f"generation {g['generation']} is {g['status']}: {g.get('problem') or ''}".rstrip(": ")
            for g in gens if g["status"] != "ok"]
+    out += [f"generation {g['generation']} belongs to an incomplete consistency group (snapshot "
+            f"{g.get('snapshot')}): no record of {', '.join(g['group_incomplete'])}; it is never "
+            "a lineage base" for g in gens if g.get("group_incomplete")]
     out += [f"generation {h['generation']} failed verification at {h['failed_at']} and no later "
             "check passed" for h in heal if h["healed_at"] is None and h["current_status"] != "pruned"]
     last_ok = max((b["time"] for b in ev.backups), default="")

@@ -168,6 +168,11 @@ def test_a_cross_node_group_is_one_snapshot_read_where_each_member_lives(
     assert reported == {s for s, recs in by.items() if set(recs) != set(VOLS)}, status
     rows = json.loads(run_cli("list", "--repo", str(c.repo), "--json").stdout)["generations"]
     assert {r["snapshot"] for r in rows if r.get("group_incomplete")} == reported, rows
+    out = c.work / "report.json"
+    run_cli("report", "--repo", str(c.repo), "--format", "json", "--output", str(out))
+    named = {p.split("(snapshot ", 1)[1].split(")", 1)[0] for p in json.loads(out.read_bytes())["open_problems"]
+             if "incomplete consistency group" in p}
+    assert named == reported, named
     killed = [s for s in by if int(SNAP_RE.match(s).group(1)) == killed_cycle]  # type: ignore[union-attr]
     outcome = "completed by the other replica" if killed and set(by[killed[0]]) == set(VOLS) \
         else ("reported incomplete" if killed else "not committed (no records)")

@@ -143,3 +143,17 @@ def test_unhealed_failure_and_audit_problems_are_open_problems() -> None:
     assert b["open_problems"][0].startswith("audit log chain broken")
     assert any("failed verification" in p and "no later check passed" in p for p in b["open_problems"])
     assert all(c["status"] == "attention" for c in b["controls"])
+
+
+def test_an_incomplete_consistency_group_is_an_open_problem() -> None:
+    log, g = history()
+    rows = gens(g, "db", ["db1", "db3", "db4"]) + gens(g, "vm", [f"vm{d}" for d in range(5)])
+    rows[1] |= {"snapshot": "drbdbackup-x-3", "group_members": ["db", "vm"],
+                "group_incomplete": ["vm"]}  # as ops.reporting marks it (the list's rule)
+    b = body(generations=rows)
+    (db,) = [s for s in b["summary"] if s["volume_id"] == "db"]
+    problems = [p for p in db["open_problems"] if "incomplete consistency group" in p]
+    assert problems == [f"generation {g['db3']} belongs to an incomplete consistency group "
+                        "(snapshot drbdbackup-x-3): no record of vm; it is never a lineage base"]
+    assert any(p.startswith("db: generation") and "incomplete" in p for p in b["open_problems"])
+    assert not [p for p in body()["open_problems"] if "incomplete consistency group" in p]
