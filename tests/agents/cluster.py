@@ -24,6 +24,11 @@ LAYOUT = {
     "ca4": (["node-a", "node-b"], [4 * MiB]),
     "ca5": (["node-b", "node-c"], [3 * MiB, 2 * MiB]),
 }
+# the issue's done-when layout adds a consistency group of two resources on different node pairs
+GROUP_LAYOUT = {
+    "cg1": (["node-a", "node-b"], [2 * MiB]),
+    "cg2": (["node-b", "node-c"], [2 * MiB]),
+}
 SNAP_RE = re.compile(r"^drbdbackup-[0-9a-f]{8}-(\d+)-(\d+)-[0-9a-f]{6}$")  # <repo>-<cycle>-<attempt>
 
 
@@ -35,6 +40,7 @@ class Cluster:
     heartbeat_s: float
     lease_s: float
     rank_delay_s: float
+    with_group: bool = False  # GROUP_LAYOUT exists, protected by a consistency-group policy
     agents: dict[str, Agent] = field(default_factory=dict)
 
     @property
@@ -72,7 +78,13 @@ rank_delay_s = {self.rank_delay_s}
 name = "all"
 names = ["ca*"]
 every_s = {self.every_s}
-""")
+""" + (f"""
+[[policy]]
+name = "group"
+names = ["cg*"]
+consistency_group = true
+every_s = {self.every_s}
+""" if self.with_group else ""))
         return cfg
 
     def start_agents(self) -> None:
@@ -134,18 +146,20 @@ every_s = {self.every_s}
         raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}\n{logs}")
 
 
-def build(sb: Sandbox, work: Path, **timing: float) -> Cluster:
-    """Nodes, resources with data identical on every replica, an initialized repository.
+def build(sb: Sandbox, work: Path, *, with_group: bool = False, **timing: float) -> Cluster:
+    """Nodes, resources with data identical on every replica, an initialized repository (with
+    `with_group`, also GROUP_LAYOUT under a consistency-group policy).
     Snapshots are strict as LINSTOR's: one of a replica that is not UpToDate is refused."""
     sb.set_faults(strict_snapshots=True)
     sb.create_cluster(NODES)
-    for i, (rsc, (nodes, sizes)) in enumerate(sorted(LAYOUT.items())):
+    layout = {**LAYOUT, **(GROUP_LAYOUT if with_group else {})}
+    for i, (rsc, (nodes, sizes)) in enumerate(sorted(layout.items())):
         sb.create_resource(rsc, sizes, nodes=nodes)
         info = sb.resource_info(rsc)
         for node in nodes:
             for vnr in range(len(sizes)):
                 usable = info.volumes[(node, vnr)].usable_bytes
                 workload.fill(str(sb.volume_file(rsc, node, vnr)), size=usable, seed=100 * i + vnr)
-    c = Cluster(sb, work, **timing)  # type: ignore[arg-type]
+    c = Cluster(sb, work, with_group=with_group, **timing)  # type: ignore[arg-type]
     run_cli("init", "--repo", str(c.repo))
     return c

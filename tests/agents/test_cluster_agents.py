@@ -12,7 +12,7 @@ import pytest
 
 from fixtures.agents import agent_support
 from fixtures.sandbox import Sandbox
-from tests.agents.cluster import LAYOUT, Cluster, build
+from tests.agents.cluster import GROUP_LAYOUT, LAYOUT, Cluster, build
 from tests.helpers import run_cli
 
 ok, why = agent_support()
@@ -33,29 +33,53 @@ def cluster(tmp_path: Path) -> Iterator[Cluster]:
         sb.stop()
 
 
-def _volumes() -> list[str]:
-    return [f"linstor.{rsc}.{vnr}" for rsc, (_n, sizes) in sorted(LAYOUT.items())
+@pytest.fixture
+def group_cluster(tmp_path: Path) -> Iterator[Cluster]:
+    """The issue's done-when layout: LAYOUT plus a consistency group of two resources."""
+    sb = Sandbox(tmp_path / "sb", pool_size_mib=512)
+    sb.start()
+    c: Cluster | None = None
+    try:
+        c = build(sb, tmp_path, with_group=True, every_s=5, heartbeat_s=0.5, lease_s=3.0,
+                  rank_delay_s=2.0)
+        yield c
+    finally:
+        if c is not None:
+            c.stop_agents()
+        sb.stop()
+
+
+def _volumes(layout: dict = LAYOUT) -> list[str]:
+    return [f"linstor.{rsc}.{vnr}" for rsc, (_n, sizes) in sorted(layout.items())
             for vnr in range(len(sizes))]
 
 
-def _incremental_everywhere(c: Cluster) -> bool:
+def _incremental_everywhere(c: Cluster, layout: dict = LAYOUT) -> bool:
     """Every volume has an incremental generation (made on the node of the one before it)."""
     vols = c.per_volume()
-    return all(any(g["mode"] == "incremental" for g in vols.get(v, [])) for v in _volumes())
+    return all(any(g["mode"] == "incremental" for g in vols.get(v, [])) for v in _volumes(layout))
 
 
-def test_each_volume_is_backed_up_once_per_cycle_on_a_node_that_holds_it(cluster: Cluster) -> None:
-    c = cluster
+def test_each_volume_is_backed_up_once_per_cycle_on_a_node_that_holds_it(group_cluster: Cluster) -> None:
+    c = group_cluster
+    layout = {**LAYOUT, **GROUP_LAYOUT}
     c.start_agents()
-    c.wait_for(lambda: _incremental_everywhere(c), 90, "incremental generations of every volume")
+    c.wait_for(lambda: _incremental_everywhere(c, layout), 120,
+               "incremental generations of every volume")
     c.stop_agents()
     c.assert_one_generation_per_volume_and_cycle()
+    members = sorted(_volumes(GROUP_LAYOUT))
     for vol, gens in c.per_volume().items():
         rsc = vol.split(".")[1]
-        holders = LAYOUT[rsc][0]
+        holders = layout[rsc][0]
         assert all(g["node"] in holders for g in gens), (vol, [g["node"] for g in gens])
-        assert all(g["record"]["policy"] == "all" for g in gens)
-        assert gens[-1]["record"]["selected_by"] == "name matches ca*"
+        grouped = rsc in GROUP_LAYOUT
+        assert all(g["record"]["policy"] == ("group" if grouped else "all") for g in gens)
+        assert gens[-1]["record"]["selected_by"] == f"name matches {'cg' if grouped else 'ca'}*"
+        if grouped:  # one snapshot across the group, both members stored from it
+            assert all(sorted(g["record"]["group_members"]) == members for g in gens), vol
+    snaps = [{g["record"]["source"]["snapshot"] for g in c.per_volume()[m]} for m in members]
+    assert snaps[0] & snaps[1], snaps
     assert json.loads(run_cli("check", "--repo", str(c.repo), "--read-data", "--json").stdout)["ok"]
     # every generation restores to the data on the replica it was read from
     for vol, gens in c.per_volume().items():
