@@ -210,6 +210,8 @@ async def policies(request: web.Request) -> web.Response:
             "keep_within": p.keep_within, "keep_hourly": p.keep_hourly,
             "keep_monthly": p.keep_monthly, "keep_yearly": p.keep_yearly,
             "verify_sample": p.verify_sample,
+            "verify_coverage_days": p.verify_coverage_days, "verify_budget_mib": p.verify_budget_mib,
+            "rpo": p.rpo,
             "tracker": p.tracker,
         })
     return web.json_response({"policies": out})

@@ -57,6 +57,7 @@ def render(finished: list[dict[str, Any]], counts: dict[str, int],
     cluster view, when it could be computed; `anchor`: JobStore.anchor() (audit head seen)."""
     last_success: dict[str, float] = {}
     change_ratio: dict[str, float] = {}
+    behind: dict[str, bool] = {}
     read = stored = fallbacks = verify_failures = 0
     dur_sum = dict.fromkeys(KINDS, 0.0)
     dur_count = dict.fromkeys(KINDS, 0)
@@ -78,6 +79,8 @@ def render(finished: list[dict[str, Any]], counts: dict[str, int],
                 last_success[b["volume_id"]] = float(job["finished"])
         for v in res.get("verifications") or []:
             verify_failures += 0 if v.get("ok") else 1
+        if job["kind"] == "verify" and "behind" in res:  # a coverage policy's planned run
+            behind[job["policy"]] = bool(res["behind"])
 
     o = _Out()
     o.family("drbdbackup_last_success_timestamp_seconds", "gauge",
@@ -102,6 +105,10 @@ def render(finished: list[dict[str, Any]], counts: dict[str, int],
     o.family("drbdbackup_jobs", "gauge", "Jobs in the store by state")
     for state in STATES:
         o.sample("drbdbackup_jobs", counts.get(state, 0), state=state)
+    o.family("drbdbackup_verify_coverage_behind", "gauge",
+             "1 when a policy's last coverage run deferred due work (verify_budget_mib too small)")
+    for pol, late in sorted(behind.items()):
+        o.sample("drbdbackup_verify_coverage_behind", int(late), policy=pol)
     o.family("drbdbackup_audit_regression", "gauge",
              "1 when the audit head this service saw last is gone from the repository's chain")
     o.sample("drbdbackup_audit_regression", 1 if anchor and anchor.get("regression") else 0)

@@ -153,6 +153,12 @@ async def test_a_budget_too_small_is_behind_and_the_report_says_so(
         (job,) = await _wait_verify_jobs(url, http, 1)
         async with http.get(f"{url}/v1/jobs/{job['id']}") as r:
             job = await r.json()
+        async with http.get(f"{url}/metrics") as r:
+            metrics = await r.text()
+        async with http.get(f"{url}/v1/policies") as r:
+            (pol,) = (await r.json())["policies"]
+    assert 'drbdbackup_verify_coverage_behind{policy="p"} 1' in metrics, metrics
+    assert pol["verify_coverage_days"] == 1 and pol["verify_budget_mib"] == 1
     assert job["state"] == "succeeded"
     assert job["result"]["behind"] is True and [d["subset"] for d in job["result"]["deferred"]] == ["2/2"]
     assert [s for s, _g, _v in _selections(repo)] == ["subset 1/2", "subset 1/2"]
