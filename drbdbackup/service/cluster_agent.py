@@ -42,6 +42,7 @@ from drbdbackup.ops.backup import BackupOptions, BackupResult, ReadOptions
 from drbdbackup.ops.backup_linstor import LinstorBackup, back_up_resources
 from drbdbackup.ops.session import exclusive_lock_holder
 from drbdbackup.ops.status import has_records_of
+from drbdbackup.service import anchor
 from drbdbackup.service.cluster_group import GroupRuns, MemberWork
 from drbdbackup.service.cluster_guard import Retries, SnapshotGuard, job_result, snapshot_slot
 from drbdbackup.service.cluster_plan import (
@@ -319,16 +320,15 @@ class ClusterAgent:
             async with self._slots if w.key.kind is not KeyKind.GROUP else nullcontext():
                 await self.store.mark_running(job_id)
                 results: list[BackupResult] = []
+                code, msg = 0, None
                 try:
                     await asyncio.to_thread(self._back_up, w, claim, results)
+                    self.state.outcome(str(w.key), w.cycle, None)
                 except Exception as exc:  # noqa: BLE001 - recorded in the job, claim released
                     code, msg = await self._failed(w, claim, exc)
-                    await self.store.finish(job_id, ok=False, exit_code=code, error=msg,
-                                            result=job_result(w, claim, self.node, results))
-                    return
-                self.state.outcome(str(w.key), w.cycle, None)
-                await self.store.finish(job_id, ok=True, exit_code=0, error=None,
+                await self.store.finish(job_id, ok=msg is None, exit_code=code, error=msg,
                                         result=job_result(w, claim, self.node, results))
+            await anchor.observe_quietly(self.store, self.ctx.repo)  # as the scheduler does
         finally:
             self._busy.discard(w.key)
 

@@ -46,6 +46,7 @@ from drbdbackup.ops.backup_member import (
     drop_group_snapshot,
     snapshot_group,
 )
+from drbdbackup.service import anchor
 from drbdbackup.service.cluster_plan import candidates, up_to_date_nodes
 from drbdbackup.service.config import Policy
 
@@ -272,6 +273,7 @@ class GroupRuns:
                                    result=self._result(w, mc, results))
             finally:
                 slot.give_back()
+            await anchor.observe_quietly(store, self.a.ctx.repo)  # as the scheduler does
         except Exception as exc:  # noqa: BLE001 - nothing claimed; the planner retries
             log.warning("%s: could not sub-claim: %s", w, describe(exc)[1])
         finally:

@@ -4,6 +4,7 @@ one agent on a node that holds it; a killed agent's volumes are taken over withi
 from __future__ import annotations
 
 import json
+import sqlite3
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -80,6 +81,12 @@ def test_each_volume_is_backed_up_once_per_cycle_on_a_node_that_holds_it(group_c
             assert all(sorted(g["record"]["group_members"]) == members for g in gens), vol
     snaps = [{g["record"]["source"]["snapshot"] for g in c.per_volume()[m]} for m in members]
     assert snaps[0] & snaps[1], snaps
+    # each agent that backed something up anchored the audit head it saw (no regression)
+    heads = {}
+    for node in {g["node"] for gens in c.per_volume().values() for g in gens}:
+        with sqlite3.connect(c.work / "states" / node / "jobs.sqlite") as db:
+            heads[node] = db.execute("SELECT seq, regression FROM audit_anchor").fetchall()
+    assert heads and all(len(h) == 1 and h[0][0] > 1 and h[0][1] is None for h in heads.values()), heads
     assert json.loads(run_cli("check", "--repo", str(c.repo), "--read-data", "--json").stdout)["ok"]
     # every generation restores to the data on the replica it was read from
     for vol, gens in c.per_volume().items():
