@@ -66,6 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     _data_commands(cmd, linstor_opts)
     _maintenance_commands(cmd, linstor_opts)
+    _report_commands(cmd)
     return p
 
 
@@ -125,7 +126,7 @@ def _data_commands(cmd: Callable[..., argparse.ArgumentParser],
 
 def _maintenance_commands(cmd: Callable[..., argparse.ArgumentParser],
                           linstor_opts: Callable[[argparse.ArgumentParser], None]) -> None:
-    """status, prune, check, report, serve, demo (DESIGN section 9)."""
+    """status, prune, key, check, serve, demo (DESIGN section 9)."""
     sp = cmd("status", commands.cmd_status, "cluster view: volumes, what each policy selects, what is unprotected")
     sp.add_argument("--repo", help="the repository (or take it from --config)")
     sp.add_argument("--config", help="the service config: repository, controllers and policies")
@@ -158,6 +159,16 @@ def _maintenance_commands(cmd: Callable[..., argparse.ArgumentParser],
     sp.add_argument("--repo", required=True)
     sp.add_argument("--read-data", action="store_true", help="also read and verify every blob")
 
+    sp = cmd("serve", commands.cmd_serve, "run the backup service (schedules, REST API, metrics)")
+    sp.add_argument("--config", required=True, help="TOML configuration file")
+    sp.add_argument("--node", help="cluster mode: this agent's LINSTOR node (overrides [cluster] node)")
+
+    sp = cmd("demo", commands.cmd_demo, "run the whole job on a built-in sandbox")
+    sp.add_argument("--workdir", help="where to put the sandbox (default: a new temp dir)")
+
+
+def _report_commands(cmd: Callable[..., argparse.ArgumentParser]) -> None:
+    """report (and report keygen), verify-report (DESIGN section 9)."""
     sp = cmd("report", commands.cmd_report, "write a (signed) compliance report; `report keygen` makes a key pair")
     sp.add_argument("action", nargs="?", choices=["keygen"], help="keygen: make an Ed25519 key pair")
     sp.add_argument("--repo", help="the repository (default: the one --config names)")
@@ -177,13 +188,6 @@ def _maintenance_commands(cmd: Callable[..., argparse.ArgumentParser],
     sp.add_argument("--public-key", help="the signer's Ed25519 public key (PEM)")
     sp.add_argument("--extract", metavar="DIR", help="write report.payload/report.sig (and document.*) "
                     "for openssl pkeyutl -verify -rawin")
-
-    sp = cmd("serve", commands.cmd_serve, "run the backup service (schedules, REST API, metrics)")
-    sp.add_argument("--config", required=True, help="TOML configuration file")
-    sp.add_argument("--node", help="cluster mode: this agent's LINSTOR node (overrides [cluster] node)")
-
-    sp = cmd("demo", commands.cmd_demo, "run the whole job on a built-in sandbox")
-    sp.add_argument("--workdir", help="where to put the sandbox (default: a new temp dir)")
 
 
 def version() -> str:

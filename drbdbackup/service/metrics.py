@@ -51,63 +51,72 @@ def _cluster(o: _Out, view: dict[str, Any]) -> None:
         o.sample("drbdbackup_unprotected_resources", len(view["unprotected"]))
 
 
+class _Totals:
+    """What the finished jobs add up to (for `render`)."""
+
+    def __init__(self) -> None:
+        self.last_success: dict[str, float] = {}
+        self.change_ratio: dict[str, float] = {}
+        self.behind: dict[str, bool] = {}
+        self.read = self.stored = self.fallbacks = self.verify_failures = 0
+        self.dur_sum = dict.fromkeys(KINDS, 0.0)
+        self.dur_count = dict.fromkeys(KINDS, 0)
+
+    def add(self, job: dict[str, Any]) -> None:
+        if job.get("started") and job.get("finished"):
+            self.dur_sum[job["kind"]] += job["finished"] - job["started"]
+            self.dur_count[job["kind"]] += 1
+        res = job.get("result") or {}
+        for b in res.get("backups") or []:
+            self.read += int(b.get("read_bytes") or 0)
+            self.stored += int(b.get("stored_bytes") or 0)
+            self.fallbacks += 1 if b.get("fallback_reason") else 0
+            size = b.get("size_bytes") or 0
+            self.change_ratio[b["volume_id"]] = (b.get("changed_bytes") or 0) / size if size else 0.0
+            v = b.get("verification")
+            if v is not None and not v.get("ok"):
+                self.verify_failures += 1
+            else:
+                self.last_success[b["volume_id"]] = float(job["finished"])
+        for v in res.get("verifications") or []:
+            self.verify_failures += 0 if v.get("ok") else 1
+        if job["kind"] == "verify" and "behind" in res:  # a coverage policy's planned run
+            self.behind[job["policy"]] = bool(res["behind"])
+
+
 def render(finished: list[dict[str, Any]], counts: dict[str, int],
            view: dict[str, Any] | None = None, anchor: dict[str, Any] | None = None) -> str:
     """`finished`: every finished job, oldest first (JobStore.finished_jobs); `view`: the
     cluster view, when it could be computed; `anchor`: JobStore.anchor() (audit head seen)."""
-    last_success: dict[str, float] = {}
-    change_ratio: dict[str, float] = {}
-    behind: dict[str, bool] = {}
-    read = stored = fallbacks = verify_failures = 0
-    dur_sum = dict.fromkeys(KINDS, 0.0)
-    dur_count = dict.fromkeys(KINDS, 0)
+    t = _Totals()
     for job in finished:
-        if job.get("started") and job.get("finished"):
-            dur_sum[job["kind"]] += job["finished"] - job["started"]
-            dur_count[job["kind"]] += 1
-        res = job.get("result") or {}
-        for b in res.get("backups") or []:
-            read += int(b.get("read_bytes") or 0)
-            stored += int(b.get("stored_bytes") or 0)
-            fallbacks += 1 if b.get("fallback_reason") else 0
-            size = b.get("size_bytes") or 0
-            change_ratio[b["volume_id"]] = (b.get("changed_bytes") or 0) / size if size else 0.0
-            v = b.get("verification")
-            if v is not None and not v.get("ok"):
-                verify_failures += 1
-            else:
-                last_success[b["volume_id"]] = float(job["finished"])
-        for v in res.get("verifications") or []:
-            verify_failures += 0 if v.get("ok") else 1
-        if job["kind"] == "verify" and "behind" in res:  # a coverage policy's planned run
-            behind[job["policy"]] = bool(res["behind"])
-
+        t.add(job)
     o = _Out()
     o.family("drbdbackup_last_success_timestamp_seconds", "gauge",
              "Unix time of the last successful backup of a volume")
-    for vol, ts in sorted(last_success.items()):
+    for vol, ts in sorted(t.last_success.items()):
         o.sample("drbdbackup_last_success_timestamp_seconds", ts, volume_id=vol)
     o.family("drbdbackup_bytes_read_total", "counter", "Bytes read from sources by backups")
-    o.sample("drbdbackup_bytes_read_total", read)
+    o.sample("drbdbackup_bytes_read_total", t.read)
     o.family("drbdbackup_bytes_stored_total", "counter", "Bytes newly stored in the repository by backups")
-    o.sample("drbdbackup_bytes_stored_total", stored)
+    o.sample("drbdbackup_bytes_stored_total", t.stored)
     o.family("drbdbackup_change_ratio", "gauge", "Changed bytes / volume size of the last backup of a volume")
-    for vol, r in sorted(change_ratio.items()):
+    for vol, r in sorted(t.change_ratio.items()):
         o.sample("drbdbackup_change_ratio", round(r, 6), volume_id=vol)
     o.family("drbdbackup_fallbacks_total", "counter", "Backups that fell back to a full read")
-    o.sample("drbdbackup_fallbacks_total", fallbacks)
+    o.sample("drbdbackup_fallbacks_total", t.fallbacks)
     o.family("drbdbackup_verification_failures_total", "counter", "Verifier runs that did not pass")
-    o.sample("drbdbackup_verification_failures_total", verify_failures)
+    o.sample("drbdbackup_verification_failures_total", t.verify_failures)
     o.family("drbdbackup_job_duration_seconds", "summary", "Duration of finished jobs")
     for kind in KINDS:
-        o.sample("drbdbackup_job_duration_seconds_sum", round(dur_sum[kind], 3), kind=kind)
-        o.sample("drbdbackup_job_duration_seconds_count", dur_count[kind], kind=kind)
+        o.sample("drbdbackup_job_duration_seconds_sum", round(t.dur_sum[kind], 3), kind=kind)
+        o.sample("drbdbackup_job_duration_seconds_count", t.dur_count[kind], kind=kind)
     o.family("drbdbackup_jobs", "gauge", "Jobs in the store by state")
     for state in STATES:
         o.sample("drbdbackup_jobs", counts.get(state, 0), state=state)
     o.family("drbdbackup_verify_coverage_behind", "gauge",
              "1 when a policy's last coverage run deferred due work (verify_budget_mib too small)")
-    for pol, late in sorted(behind.items()):
+    for pol, late in sorted(t.behind.items()):
         o.sample("drbdbackup_verify_coverage_behind", int(late), policy=pol)
     o.family("drbdbackup_audit_regression", "gauge",
              "1 when the audit head this service saw last is gone from the repository's chain")
