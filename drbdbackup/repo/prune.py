@@ -2,7 +2,8 @@
 unreferenced packs (under the exclusive lock).
 
 Order (format.md section 13): plan everything, let the caller append the intent entry, then
-delete records, rewrite the index, delete packs; the caller appends the final entry."""
+repack (a damaged blob stops the prune before anything is deleted), delete records, rewrite the
+index, delete packs; the caller appends the final entry."""
 
 from __future__ import annotations
 
@@ -199,13 +200,14 @@ class _Deleter:
 
 
 def _apply(repo: Repository, report: PruneReport, plan: _PackPlan, doomed: list[str]) -> None:
-    """Delete the records, write the new index, delete superseded index files and packs."""
+    """Repack, delete the records, write the new index, delete superseded index files and
+    packs."""
+    new_entries = dict(plan.keep)
+    new_entries.update(_repack(repo, plan.repack))  # may stop the prune: nothing deleted yet
     delete = _Deleter(repo.backend)
     for label in report.removed_generations:
         volume, gen = label.split("/")
         delete(record_name(volume, gen))
-    new_entries = dict(plan.keep)
-    new_entries.update(_repack(repo, plan.repack))
     old_files = list(repo.index.files)
     new_files = set(repo.write_index_files(new_entries)) if new_entries else set()
     for name in old_files:
