@@ -6,6 +6,8 @@ import json
 import re
 import time
 from collections import Counter, defaultdict
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -163,3 +165,20 @@ def build(sb: Sandbox, work: Path, *, with_group: bool = False, **timing: float)
     c = Cluster(sb, work, with_group=with_group, **timing)  # type: ignore[arg-type]
     run_cli("init", "--repo", str(c.repo))
     return c
+
+
+@contextmanager
+def sandbox_cluster(work: Path, pool_size_mib: int,
+                    make: Callable[[Sandbox], Cluster]) -> Iterator[Cluster]:
+    """A started sandbox under `work`, the cluster `make` builds on it; on the way out every
+    agent is stopped, then the sandbox (whatever `make` or the test raised)."""
+    sb = Sandbox(work / "sb", pool_size_mib=pool_size_mib)
+    sb.start()
+    c: Cluster | None = None
+    try:
+        c = make(sb)
+        yield c
+    finally:
+        if c is not None:
+            c.stop_agents()
+        sb.stop()

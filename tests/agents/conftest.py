@@ -9,8 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from fixtures.sandbox import Sandbox
-from tests.agents.cluster import Cluster, build
+from tests.agents.cluster import Cluster, build, sandbox_cluster
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -21,13 +20,6 @@ def pytest_configure(config: pytest.Config) -> None:
 def fast_cluster(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Cluster]:
     marker = request.node.get_closest_marker("every")
     every = int(marker.args[0]) if marker else 4
-    sb = Sandbox(tmp_path / "sb", pool_size_mib=512)
-    sb.start()
-    c: Cluster | None = None
-    try:
-        c = build(sb, tmp_path, every_s=every, heartbeat_s=0.5, lease_s=3.0, rank_delay_s=1.0)
+    with sandbox_cluster(tmp_path, 512, lambda sb: build(
+            sb, tmp_path, every_s=every, heartbeat_s=0.5, lease_s=3.0, rank_delay_s=1.0)) as c:
         yield c
-    finally:
-        if c is not None:
-            c.stop_agents()
-        sb.stop()

@@ -12,8 +12,7 @@ from pathlib import Path
 import pytest
 
 from fixtures.agents import agent_support
-from fixtures.sandbox import Sandbox
-from tests.agents.cluster import GROUP_LAYOUT, LAYOUT, Cluster, build
+from tests.agents.cluster import GROUP_LAYOUT, LAYOUT, Cluster, build, sandbox_cluster
 from tests.helpers import run_cli
 
 ok, why = agent_support()
@@ -22,32 +21,18 @@ pytestmark = [pytest.mark.skipif(not ok, reason=why or "agents unsupported"), py
 
 @pytest.fixture
 def cluster(tmp_path: Path) -> Iterator[Cluster]:
-    sb = Sandbox(tmp_path / "sb", pool_size_mib=512)
-    sb.start()
-    c: Cluster | None = None
-    try:
-        c = build(sb, tmp_path, every_s=5, heartbeat_s=0.5, lease_s=3.0, rank_delay_s=2.0)
+    with sandbox_cluster(tmp_path, 512, lambda sb: build(
+            sb, tmp_path, every_s=5, heartbeat_s=0.5, lease_s=3.0, rank_delay_s=2.0)) as c:
         yield c
-    finally:
-        if c is not None:
-            c.stop_agents()
-        sb.stop()
 
 
 @pytest.fixture
 def group_cluster(tmp_path: Path) -> Iterator[Cluster]:
     """The issue's done-when layout: LAYOUT plus a consistency group of two resources."""
-    sb = Sandbox(tmp_path / "sb", pool_size_mib=512)
-    sb.start()
-    c: Cluster | None = None
-    try:
-        c = build(sb, tmp_path, with_group=True, every_s=5, heartbeat_s=0.5, lease_s=3.0,
-                  rank_delay_s=2.0)
+    with sandbox_cluster(tmp_path, 512, lambda sb: build(
+            sb, tmp_path, with_group=True, every_s=5, heartbeat_s=0.5, lease_s=3.0,
+            rank_delay_s=2.0)) as c:
         yield c
-    finally:
-        if c is not None:
-            c.stop_agents()
-        sb.stop()
 
 
 def _volumes(layout: dict = LAYOUT) -> list[str]:

@@ -16,7 +16,7 @@ import pytest
 from fixtures import workload
 from fixtures.agents import agent_support
 from fixtures.sandbox import Sandbox
-from tests.agents.cluster import SNAP_RE, Cluster
+from tests.agents.cluster import SNAP_RE, Cluster, sandbox_cluster
 from tests.agents.observe import assert_no_leaked_snapshots, poll
 from tests.helpers import run_cli
 
@@ -61,29 +61,26 @@ every_s = {c.every_s}
     return cfg
 
 
+def _build(sb: Sandbox, work: Path) -> Cluster:
+    sb.set_faults(strict_snapshots=True)  # LINSTOR refuses a snapshot of a stale replica
+    sb.create_cluster(NODES)
+    for i, (rsc, nodes) in enumerate(sorted(GROUP.items())):
+        sb.create_resource(rsc, [2 * MiB], nodes=nodes)
+        usable = sb.resource_info(rsc).volumes[(nodes[0], 0)].usable_bytes
+        for node in nodes:
+            workload.fill(str(sb.volume_file(rsc, node, 0)), size=usable, seed=7 + i)
+    c = Cluster(sb, work, every_s=5, heartbeat_s=0.5, lease_s=3.0, rank_delay_s=1.0)
+    run_cli("init", "--repo", str(c.repo))
+    return c
+
+
 @pytest.fixture
 def group_cluster(tmp_path: Path) -> Iterator[Cluster]:
-    sb = Sandbox(tmp_path / "sb", pool_size_mib=256)
-    sb.start()
-    c: Cluster | None = None
-    try:
-        sb.set_faults(strict_snapshots=True)  # LINSTOR refuses a snapshot of a stale replica
-        sb.create_cluster(NODES)
-        for i, (rsc, nodes) in enumerate(sorted(GROUP.items())):
-            sb.create_resource(rsc, [2 * MiB], nodes=nodes)
-            usable = sb.resource_info(rsc).volumes[(nodes[0], 0)].usable_bytes
-            for node in nodes:
-                workload.fill(str(sb.volume_file(rsc, node, 0)), size=usable, seed=7 + i)
-        c = Cluster(sb, tmp_path, every_s=5, heartbeat_s=0.5, lease_s=3.0, rank_delay_s=1.0)
-        run_cli("init", "--repo", str(c.repo))
+    with sandbox_cluster(tmp_path, 256, lambda sb: _build(sb, tmp_path)) as c:
         cfg = _config(c)
         for node in NODES:
             c.start_agent(node, cfg)
         yield c
-    finally:
-        if c is not None:
-            c.stop_agents()
-        sb.stop()
 
 
 def _records(c: Cluster) -> list[dict]:

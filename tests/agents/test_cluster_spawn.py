@@ -12,7 +12,7 @@ import pytest
 from fixtures import workload
 from fixtures.agents import agent_support
 from fixtures.sandbox import Sandbox
-from tests.agents.cluster import NODES, SNAP_RE, Cluster
+from tests.agents.cluster import NODES, SNAP_RE, Cluster, sandbox_cluster
 from tests.agents.observe import claims, poll
 from tests.helpers import run_cli
 
@@ -22,24 +22,21 @@ pytestmark = [pytest.mark.skipif(not ok, reason=why or "agents unsupported"), py
 MiB = 1 << 20
 
 
+def _build(sb: Sandbox, work: Path) -> Cluster:
+    sb.set_faults(strict_snapshots=True)
+    sb.create_cluster(NODES)
+    sb.create_resource_group("rg", place_count=2)
+    sb.spawn("rg", "ca1", [2 * MiB])
+    c = Cluster(sb, work, every_s=4, heartbeat_s=0.5, lease_s=3.0, rank_delay_s=1.0)
+    run_cli("init", "--repo", str(c.repo))
+    return c
+
+
 @pytest.fixture
 def spawn_cluster(tmp_path: Path) -> Iterator[Cluster]:
-    sb = Sandbox(tmp_path / "sb", pool_size_mib=128)
-    sb.start()
-    c: Cluster | None = None
-    try:
-        sb.set_faults(strict_snapshots=True)
-        sb.create_cluster(NODES)
-        sb.create_resource_group("rg", place_count=2)
-        sb.spawn("rg", "ca1", [2 * MiB])
-        c = Cluster(sb, tmp_path, every_s=4, heartbeat_s=0.5, lease_s=3.0, rank_delay_s=1.0)
-        run_cli("init", "--repo", str(c.repo))
+    with sandbox_cluster(tmp_path, 128, lambda sb: _build(sb, tmp_path)) as c:
         c.start_agents()
         yield c
-    finally:
-        if c is not None:
-            c.stop_agents()
-        sb.stop()
 
 
 def _cycles(c: Cluster, vol: str) -> list[int]:
