@@ -146,6 +146,9 @@ def _maintenance_commands(cmd: Callable[..., argparse.ArgumentParser],
         sp.add_argument(f"--keep-{period}", type=int, default=0, metavar="N",
                         help=f"the newest generation of each of the last N {period} periods (UTC)")
     sp.add_argument("--dry-run", action="store_true")
+    sp.add_argument("--lock-wait", metavar="DURATION",
+                    help="wait up to DURATION (e.g. 10m) for running backups to finish; new ones "
+                         "fail with exit 4 meanwhile (default: fail at once)")
 
     sp = cmd("key", commands.cmd_key, "key files of an encrypted repository: one per passphrase")
     sp.add_argument("action", choices=["list", "add", "remove", "passwd", "export"])

@@ -225,7 +225,7 @@ def cmd_prune(args: argparse.Namespace) -> int:
     req = PruneRequest(args.keep_last, args.keep_daily, args.keep_weekly, dry_run=args.dry_run,
                        keep_within=args.keep_within, keep_hourly=args.keep_hourly,
                        keep_monthly=args.keep_monthly, keep_yearly=args.keep_yearly,
-                       policy=args.policy, volume_id=args.volume_id)
+                       policy=args.policy, volume_id=args.volume_id, lock_wait=args.lock_wait)
     d = prune(_ref(args), req).to_dict()
     _emit(args, d, lambda: render.prune_text(d))
     return EXIT_OK

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from dataclasses import dataclass
 from typing import Any
 
+from drbdbackup.errors import UsageError
 from drbdbackup.linstor.client import ControllerSettings
 from drbdbackup.ops.backup_member import group_gaps
 from drbdbackup.ops.session import LockMode, RepositoryRef, audit_entry, operation
@@ -86,6 +88,7 @@ class PruneRequest:
     keep_yearly: int = 0
     policy: str | None = None
     volume_id: str | None = None
+    lock_wait: str | None = None  # e.g. "10m": wait so long for running backups to finish
 
     def scope(self) -> PruneScope:
         within = parse_duration(self.keep_within) if self.keep_within else None
@@ -93,6 +96,15 @@ class PruneRequest:
                           daily=self.keep_daily, weekly=self.keep_weekly,
                           monthly=self.keep_monthly, yearly=self.keep_yearly)
         return PruneScope(rules, self.policy, self.volume_id)
+
+
+def lock_wait_seconds(text: str) -> float:
+    """`--lock-wait`: '90' or '90s', '10m', '2h' -> seconds (UsageError otherwise)."""
+    m = re.fullmatch(r"\s*(\d{1,7})\s*([smh]?)\s*", text)
+    if not m:
+        raise UsageError(f"invalid --lock-wait {text[:40]!r}: use seconds, minutes or hours, "
+                         "e.g. 90s, 10m, 1h")
+    return int(m.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600}[m.group(2)]
 
 
 def prune(ref: RepositoryRef, req: PruneRequest | list[PruneRequest]) -> PruneReport:
@@ -105,7 +117,8 @@ def prune(ref: RepositoryRef, req: PruneRequest | list[PruneRequest]) -> PruneRe
     scopes = [r.scope() for r in reqs]
     require_rules(scopes)  # bad rules fail before the repository is opened
     dry_run = any(r.dry_run for r in reqs)
-    with operation(ref, "prune", lock=LockMode.EXCLUSIVE) as s:
+    waits = [lock_wait_seconds(r.lock_wait) for r in reqs if r.lock_wait]
+    with operation(ref, "prune", lock=LockMode.EXCLUSIVE, lock_wait_s=max(waits, default=0.0)) as s:
         def intent(plan: PruneReport) -> None:
             s.succeeded("prune", {"phase": "intent", **plan.to_dict()})
 

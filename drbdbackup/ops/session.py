@@ -111,8 +111,10 @@ def operation(
     *,
     lock: LockMode = LockMode.NONE,
     audit_failure: dict[str, Any] | None = None,
+    lock_wait_s: float = 0.0,
 ) -> Iterator[Session]:
-    """Open the repository, take `lock`, yield a `Session`, release.
+    """Open the repository, take `lock` (an exclusive one waiting up to `lock_wait_s` for
+    shared holders), yield a `Session`, release.
 
     With `audit_failure` (the failure entry's context, e.g. the volume id), a `DrbdBackupError`
     escaping the block appends a `failure` audit entry first — unless the repository is locked
@@ -121,7 +123,8 @@ def operation(
     repo = ref.open()
     held = None
     if lock is not LockMode.NONE:
-        held = Lock(repo.backend, exclusive=lock is LockMode.EXCLUSIVE, operation=command).acquire()
+        held = Lock(repo.backend, exclusive=lock is LockMode.EXCLUSIVE,
+                    operation=command).acquire(lock_wait_s)
         _report_stale(repo.backend, held, repo.enc_key)
     try:
         yield Session(repo)

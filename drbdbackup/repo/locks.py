@@ -14,6 +14,7 @@ import re
 import secrets
 import socket
 import threading
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -24,6 +25,7 @@ from drbdbackup.repo.records import JsonObjectError, iso, load_json_object, now
 
 LOCK_TTL = timedelta(minutes=30)
 REFRESH_EVERY_S = 300
+WAIT_POLL_S = 0.5  # how often a waiting exclusive lock lists again
 LOCK_NAME_RE = re.compile(r"^locks/[0-9a-f]{32}$")
 
 
@@ -104,10 +106,31 @@ class Lock:
             }
         ).encode()
 
-    def acquire(self) -> Lock:
+    def acquire(self, wait_s: float = 0.0) -> Lock:
+        """Write the lock, then list (format.md section 10). An exclusive lock may wait up to
+        `wait_s` for shared holders to finish, its object in place meanwhile (new shared
+        lockers see it and fail, so a stream of backups cannot starve a prune); it never
+        waits for another exclusive lock."""
+        deadline = time.monotonic() + wait_s
         self.backend.put(self.name, self._body())
-        for other in list_locks(self.backend):
-            name, lock = other
+        while (held := self._conflict()) is not None:
+            if held.get("exclusive") or time.monotonic() >= deadline:
+                self.backend.delete(self.name)
+                raise RepositoryLocked(
+                    f"repository is locked by {_shown(held, 'owner')} pid {_shown(held, 'pid')} "
+                    f"({_shown(held, 'operation')}, "
+                    f"{'exclusive' if held.get('exclusive') else 'shared'}) "
+                    f"since {_shown(held, 'created')}"
+                )
+            time.sleep(min(WAIT_POLL_S, max(0.0, deadline - time.monotonic())))
+            self.backend.put(self.name, self._body())  # fresh while waiting
+        self._thread = threading.Thread(target=self._refresh, daemon=True)
+        self._thread.start()
+        return self
+
+    def _conflict(self) -> dict[str, Any] | None:
+        """The first live lock that conflicts with ours (stale ones are removed, remembered)."""
+        for name, lock in list_locks(self.backend):
             if name == self.name:
                 continue
             if is_stale(lock):
@@ -115,16 +138,8 @@ class Lock:
                 self.stale_removed.append((name, lock))
                 continue
             if self.exclusive or lock.get("exclusive"):
-                self.backend.delete(self.name)
-                raise RepositoryLocked(
-                    f"repository is locked by {_shown(lock, 'owner')} pid {_shown(lock, 'pid')} "
-                    f"({_shown(lock, 'operation')}, "
-                    f"{'exclusive' if lock.get('exclusive') else 'shared'}) "
-                    f"since {_shown(lock, 'created')}"
-                )
-        self._thread = threading.Thread(target=self._refresh, daemon=True)
-        self._thread.start()
-        return self
+                return lock
+        return None
 
     def _refresh(self) -> None:
         while not self._stop.wait(REFRESH_EVERY_S):

@@ -126,18 +126,10 @@ def _claim_time(c: Cluster, x: ClaimObj) -> float:
 
 HOLD_LOCK = """
 import sys, time
-from drbdbackup.errors import RepositoryLocked
 from drbdbackup.repo.local import LocalBackend
 from drbdbackup.repo.locks import Lock
-deadline = time.monotonic() + 30
-while True:
-    try:
-        lock = Lock(LocalBackend(sys.argv[1]), exclusive=True, operation="prune").acquire()
-        break
-    except RepositoryLocked:
-        if time.monotonic() > deadline:
-            raise
-        time.sleep(0.05)
+# as `prune --lock-wait 60s`: running backups finish, new ones fail (agents back up continuously)
+lock = Lock(LocalBackend(sys.argv[1]), exclusive=True, operation="prune").acquire(wait_s=60)
 print("locked", flush=True)
 time.sleep(float(sys.argv[2]))
 lock.release()

@@ -173,3 +173,43 @@ def test_prune_while_a_real_backup_holds_its_lock(scenario: Scenario) -> None:
     sc.gens[json.loads(out)["generation"]] = sha256_file(big)
     sc.assert_intact()
     assert_ok(sc.cli("prune", "--repo", sc.repo, "--keep-last", "1"))
+
+
+def test_prune_lock_wait_outlasts_a_running_backup_and_bars_new_ones(scenario: Scenario,
+                                                                      holder: subprocess.Popen) -> None:
+    """`prune --lock-wait`: its exclusive lock stays in place while it waits (a backup started
+    meanwhile fails with exit 4 naming the prune), and it runs once the shared lock is gone."""
+    sc = scenario
+    sc.mutate()
+    sc.backup()
+    shared = write_lock(sc.repo, exclusive=False, pid=holder.pid, operation="backup",
+                        owner="bob@elsewhere")
+    prune = subprocess.Popen([*CLI, "prune", "--repo", str(sc.repo), "--keep-last", "1",
+                              "--lock-wait", "60s", "--json"], env=base_env(sc.env), text=True,
+                             cwd=Path(__file__).resolve().parents[2],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 30
+        while not [p for p in (sc.repo / "locks").iterdir() if json.loads(p.read_text())["exclusive"]]:
+            assert time.monotonic() < deadline and prune.poll() is None, prune.communicate()
+            time.sleep(0.1)
+        sc.mutate()
+        blocked = sc.cli(*sc.backup_args())
+        assert_one_line_error(blocked, 4, "prune", "exclusive")
+        assert prune.poll() is None, "the prune gave up while the shared lock was live"
+        (sc.repo / shared).unlink()  # the running backup finishes
+        out, err = prune.communicate(timeout=60)
+    finally:
+        if prune.poll() is None:
+            prune.kill()
+            prune.wait()
+    assert prune.returncode == 0, err
+    (kept,) = json.loads(out)["kept_generations"]
+    assert not list((sc.repo / "locks").iterdir())
+    sc.gens = {g: d for g, d in sc.gens.items() if kept.endswith(g)}
+    sc.assert_intact()
+
+
+def test_lock_wait_is_checked_before_the_repository_is_opened(scenario: Scenario) -> None:
+    proc = scenario.cli("prune", "--repo", scenario.repo, "--keep-last", "1", "--lock-wait", "soon")
+    assert_one_line_error(proc, 2, "--lock-wait")
