@@ -319,8 +319,12 @@ class Controller:
             replies = self._call("snapshot create", self.api.snapshot_create_multi, nodes, rscs, name)
         _check(replies, f"snapshot {name} of {', '.join(rscs)}")
 
-    def wait_successful(self, rscs: list[str], name: str, timeout_s: float = 120) -> dict[str, SnapshotInfo]:
+    def wait_successful(self, rscs: list[str], name: str, timeout_s: float = 120,
+                        gone_after_s: float = 5) -> dict[str, SnapshotInfo]:
+        """Wait until the snapshot is SUCCESSFUL on every resource. One that stays absent for
+        `gone_after_s` was deleted (or its resource was): that fails at once, not at the timeout."""
         deadline = time.monotonic() + timeout_s
+        seen_at = time.monotonic()
         while True:
             infos = {r: self.snapshot(r, name) for r in rscs}
             if all(i is not None and i.successful for i in infos.values()):
@@ -328,6 +332,12 @@ class Controller:
             failed = [r for r, i in infos.items() if i is not None and any(f.startswith("FAILED") for f in i.flags)]
             if failed:
                 raise ControllerError(f"snapshot {name} failed on {', '.join(failed)}")
+            gone = [r for r, i in infos.items() if i is None]
+            if not gone:
+                seen_at = time.monotonic()
+            elif time.monotonic() - seen_at > gone_after_s:
+                raise ControllerError(f"snapshot {name} of {', '.join(gone)} is gone (deleted, or "
+                                      "its resource was)")
             if time.monotonic() > deadline:
                 raise ControllerError(f"snapshot {name} did not become SUCCESSFUL in {timeout_s:.0f}s")
             time.sleep(0.2)
