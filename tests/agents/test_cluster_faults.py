@@ -5,6 +5,7 @@ claimed. Each: at most one committed generation per (volume, cycle), no leaked s
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import time
@@ -114,7 +115,12 @@ def test_agents_with_skewed_clocks_agree_on_the_cycle(fast_cluster: Cluster) -> 
         # ... while the claim's display time carries the agent's own (skewed) clock
         shown = _claim_time(c, x)
         assert abs(shown - x.mtime - offsets[x.node]) < 10, (x, shown)
-    assert any(len(nodes) == 3 for nodes in by_cycle.values()), by_cycle
+    assert any(len(nodes) >= 2 for nodes in by_cycle.values()), by_cycle
+    # every agent, whatever its clock, starts the same cycles (ownership is sticky: an agent that
+    # came late may own nothing, so its claims cannot show it)
+    begun = {n: {int(k) for k in re.findall(r"cycle (\d+) begins", c.log(n))} for n in NODES}
+    common = set.intersection(*begun.values())
+    assert common and all(k % c.every_s == 0 for k in common), begun
 
 
 def _claim_time(c: Cluster, x: ClaimObj) -> float:
