@@ -13,11 +13,10 @@ import json
 import os
 import re
 import secrets
-import sys
-import time
 from dataclasses import dataclass
 
 from drbdbackup.errors import IntegrityError, ObjectNotFound, UsageError, WrongPassword
+from drbdbackup.repo import testpause
 from drbdbackup.repo.backend import Backend
 from drbdbackup.repo.capped import read_capped
 from drbdbackup.repo.crypto import (
@@ -105,8 +104,7 @@ def _pause(step: str) -> None:
     that step, so a test can kill the process there. Does nothing otherwise."""
     want = os.environ.get(TEST_PAUSE_ENV, "")
     if want.partition(":")[0] == step:
-        print(f"test hook: paused at {step}", file=sys.stderr, flush=True)
-        time.sleep(float(want.partition(":")[2] or 30))
+        testpause.pause(f"test hook: paused at {step}", float(want.partition(":")[2] or 30))
 
 
 def _encode(master: MasterKey, passphrase: str) -> bytes:

@@ -8,13 +8,12 @@ index, delete packs; the caller appends the final entry."""
 from __future__ import annotations
 
 import os
-import sys
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from drbdbackup.errors import IntegrityError, UnknownVolume, UsageError
+from drbdbackup.repo import testpause
 from drbdbackup.repo.backend import Backend
 from drbdbackup.repo.blob import BlobError, decode_blob, max_plain_length
 from drbdbackup.repo.blobwriter import staging_cleanup
@@ -195,8 +194,7 @@ class _Deleter:
         intent entry, before any) say so on stderr and sleep, so that a test can SIGKILL the
         process at that point; after PAUSE_S the prune goes on."""
         if self.count == self.pause_at:
-            print(f"drbdbackup: test pause after {self.count} deletion(s)", file=sys.stderr, flush=True)
-            time.sleep(PAUSE_S)
+            testpause.pause(f"test pause after {self.count} deletion(s)", PAUSE_S)
 
 
 def _apply(repo: Repository, report: PruneReport, plan: _PackPlan, doomed: list[str]) -> None:
