@@ -163,27 +163,25 @@ class LocalBackend:
                 out.append(f if rel == "." else f"{rel}/{f}".replace(os.sep, "/"))
         return sorted(out)
 
-    def size(self, name: str) -> int:
+    def _stat(self, name: str) -> os.stat_result:
+        """The object's file status (a directory is no object)."""
         try:
             st = os.stat(self._path(name))
         except OSError as exc:
             raise _translate(exc, name) from None
         if not stat.S_ISREG(st.st_mode):
             raise ObjectNotFound(f"object not found: {name}")
-        return st.st_size
+        return st
+
+    def size(self, name: str) -> int:
+        return self._stat(name).st_size
 
     def exists(self, name: str) -> bool:
         return os.path.isfile(self._path(name))
 
     def mtime(self, name: str) -> float:
         """The object's modification time on the store's clock (the cluster's cycle clock)."""
-        try:
-            st = os.stat(self._path(name))
-        except OSError as exc:
-            raise _translate(exc, name) from None
-        if not stat.S_ISREG(st.st_mode):
-            raise ObjectNotFound(f"object not found: {name}")
-        return st.st_mtime
+        return self._stat(name).st_mtime
 
     def staging_dir(self) -> str:
         path = os.path.join(self.root, TMP_DIR)
