@@ -170,6 +170,15 @@ def group_gaps(repo: Repository, rows: list[dict]) -> dict[str, list[str]]:
     return out
 
 
+def mark_group_gaps(repo: Repository, rows: list[dict]) -> None:
+    """Give each listing row of an incomplete consistency group `group_incomplete`: the members
+    without a record of its snapshot (`group_gaps`)."""
+    gaps = group_gaps(repo, rows)
+    for r in rows:
+        if r.get("snapshot") in gaps:
+            r["group_incomplete"] = gaps[r["snapshot"]]
+
+
 def drop_group_snapshot(controller: ControllerSettings, rscs: list[str], snapshot: str) -> None:
     """Best-effort removal of a group attempt's snapshot once the attempt is over uncommitted
     (what is left is removed by the members' later rotations)."""

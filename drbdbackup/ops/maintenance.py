@@ -10,7 +10,7 @@ from typing import Any
 
 from drbdbackup.errors import UsageError
 from drbdbackup.linstor.client import ControllerSettings
-from drbdbackup.ops.backup_member import group_gaps
+from drbdbackup.ops.backup_member import mark_group_gaps
 from drbdbackup.ops.session import LockMode, RepositoryRef, audit_entry, operation
 from drbdbackup.repo.check import CheckReport, run_check
 from drbdbackup.repo.listing import list_generations
@@ -52,10 +52,7 @@ def list_volumes(ref: RepositoryRef, volume_id: str | None = None,
     (`group_incomplete`)."""
     with operation(ref, "list") as s:
         rows = list_generations(s.repo, volume_id)
-        gaps = group_gaps(s.repo, rows)
-    for r in rows:  # a consistency group some member of which has no record of its snapshot
-        if r.get("snapshot") in gaps:
-            r["group_incomplete"] = gaps[r["snapshot"]]
+        mark_group_gaps(s.repo, rows)
     if controller is not None:
         with controller.connect() as ctl:
             present = {rd.name for rd in ctl.resource_definitions()}

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from drbdbackup.errors import EnvironmentFailure, UsageError
-from drbdbackup.ops.backup_member import group_gaps
+from drbdbackup.ops.backup_member import mark_group_gaps
 from drbdbackup.ops.evidence import audit_findings
 from drbdbackup.ops.session import RepositoryRef, operation
 from drbdbackup.repo import audit
@@ -93,10 +93,7 @@ def _input(ref: RepositoryRef, req: ReportRequest) -> ReportInput:
     findings = audit_findings(ref)
     with operation(ref, "report") as s:
         entries, gens = _entries(s), list_generations(s.repo)
-        gaps = group_gaps(s.repo, gens)
-        for g in gens:  # a consistency group some member of which has no record of its snapshot
-            if g.get("snapshot") in gaps:
-                g["group_incomplete"] = gaps[g["snapshot"]]
+        mark_group_gaps(s.repo, gens)
         problems = [*audit.check_chain(s.repo.backend)]
         every = list(dict.fromkeys([*findings.problems, *problems]))
         chain = Chain(not every, findings.head, every[0] if every else None, every, findings.warnings)
