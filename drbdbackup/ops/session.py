@@ -61,7 +61,6 @@ class Session:
 
     def __init__(self, repo: Repository) -> None:
         self.repo = repo
-        self.audited = False
 
     def succeeded(self, event: str, details: dict[str, Any], *,
                   record: dict[str, str] | None = None) -> None:
@@ -73,7 +72,6 @@ class Session:
             removed = [str(r) for r in details.get("removed_generations") or ()]
         audit_writer.append(self.repo.backend, event, details, enc_key=self.repo.enc_key,
                             record=record, removed=removed)
-        self.audited = True
 
     def late_entry(self, record: dict[str, str], reason: str) -> None:
         """The entry a crashed run did not write for its record (section 13: the next backup
